@@ -21,6 +21,7 @@ import io
 import os
 import struct
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -194,9 +195,13 @@ def read_image(path: str | Path, *, max_pixels: int | None | bool = True) -> Ima
     if not data:
         raise ImageError(path, "empty file (0 bytes)")
     try:
-        pil = PILImage.open(io.BytesIO(data))
+        pil = _open_with_limit(data, limit)
     except UnidentifiedImageError:
         raise ImageError(path, "not an image Pillow or deblurcli can read") from None
+    except PILImage.DecompressionBombError as e:
+        raise ImageTooLargeError(path, _too_large_message("the declared image size", limit)) from None
+    except (struct.error, EOFError):
+        raise ImageError(path, "truncated or corrupt image header") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(path, f"corrupt image header: {e}") from None
     fmt = pil.format or "?"
@@ -208,22 +213,12 @@ def read_image(path: str | Path, *, max_pixels: int | None | bool = True) -> Ima
     if w <= 0 or h <= 0:
         raise ImageError(path, f"invalid size {w}x{h}")
     if limit is not None and w * h > limit:
-        raise ImageTooLargeError(
-            path,
-            f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds the {limit / 1e6:.0f} MP decompression-bomb "
-            f"limit (set {MAX_PIXELS_ENV}=0 to disable, or a larger pixel count, if you trust it)",
-        )
-    exif_obj = pil.getexif()
-    orientation = int(exif_obj.get(_EXIF_ORIENTATION, 1) or 1)
-    exif_bytes: bytes | None = None
-    if len(exif_obj):
-        exif_obj[_EXIF_ORIENTATION] = 1
-        try:
-            exif_bytes = exif_obj.tobytes()
-        except Exception:  # pragma: no cover - malformed maker notes: drop EXIF rather than fail
-            exif_bytes = None
-    icc = pil.info.get("icc_profile") or None
+        raise ImageTooLargeError(path, _too_large_message(f"{w}x{h} = {w * h / 1e6:.0f} MP", limit))
     try:
+        # Inside the try: for PNG, getexif() reads to the end of the file (eXIf may follow IDAT).
+        exif_obj = pil.getexif()
+        orientation = int(exif_obj.get(_EXIF_ORIENTATION, 1) or 1)
+        icc = pil.info.get("icc_profile") or None
         if _is_16bit_colour(pil, data):
             pixels, alpha = _decode_16bit_cv2(path, data)
             pixels = _orient(pixels, orientation)
@@ -232,14 +227,45 @@ def read_image(path: str | Path, *, max_pixels: int | None | bool = True) -> Ima
             pixels, alpha, icc = _decode_pil(pil, icc)
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as e:
         msg = str(e)
-        if "truncated" in msg.lower():
+        if "truncated" in msg.lower() or isinstance(e, (EOFError, struct.error)):
             msg = "truncated image file (the end of the file is missing)"
         raise ImageError(path, f"cannot decode: {msg}") from None
     finally:
         pil.close()
+    exif_bytes: bytes | None = None
+    if len(exif_obj):
+        # Only now: the decoder above reads the orientation from this same (cached) object.
+        exif_obj[_EXIF_ORIENTATION] = 1
+        try:
+            exif_bytes = exif_obj.tobytes()
+        except Exception:  # malformed maker notes: drop EXIF rather than fail the image
+            exif_bytes = None
     return Image(pixels=pixels, alpha=alpha, format=fmt, exif=exif_bytes, icc_profile=icc, path=path)
+
+
+def _too_large_message(what: str, limit: int | None) -> str:
+    return (
+        f"{what} exceeds the {(limit or 0) / 1e6:.0f} MP decompression-bomb limit "
+        f"(set {MAX_PIXELS_ENV}=0 to disable it, or a larger pixel count, if you trust the file)"
+    )
+
+
+def _open_with_limit(data: bytes, limit: int | None) -> PILImage.Image:
+    """PIL.Image.open with Pillow's own bomb check aligned to ours.
+
+    Pillow errors above 2 x ``MAX_IMAGE_PIXELS`` during ``open`` (before we can look at the size),
+    so the global is set to half our limit for the call (not thread-safe, like Pillow's setting).
+    """
+    saved = PILImage.MAX_IMAGE_PIXELS
+    PILImage.MAX_IMAGE_PIXELS = None if limit is None else max(1, limit // 2)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            return PILImage.open(io.BytesIO(data))
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = saved
 
 
 def _is_16bit_colour(pil: PILImage.Image, data: bytes) -> bool:
@@ -420,7 +446,7 @@ def encode_image(image: Image, fmt: str, *, quality: int = 95, path: str | Path 
 
 
 def _encode_grey16_pil(pixels: np.ndarray, fmt: str, image: Image) -> bytes:
-    pil = PILImage.fromarray(np.ascontiguousarray(pixels[:, :, 0]), "I;16")
+    pil = PILImage.fromarray(np.ascontiguousarray(pixels[:, :, 0]))  # uint16 -> mode I;16
     kwargs: dict[str, object] = {}
     if image.icc_profile:
         kwargs["icc_profile"] = image.icc_profile
