@@ -287,3 +287,26 @@ def test_cli_from_stills(tmp_path: Path) -> None:
     rows = _rows(tmp_path / "out")
     assert len(rows) == 3 and all(0 < r["blur_px"] <= 12.01 for r in rows)
     assert all(r["blur_ratio"] < 1 for r in rows)
+
+
+def test_interpolation_approaches_continuous_blur(tmp_path: Path) -> None:
+    # A pan of 4 px per frame; with 3 interpolated frames between neighbours the average should
+    # approach the average of the same pan rendered at 1 px per frame (continuous blur), much closer
+    # than the plain average of 4 ghost copies.
+    from deblurcli.pairs import average_frames, average_frames_interpolated
+
+    coarse = _decode_all(_write_video(tmp_path / "pan.mp4", _pan(13, 4, step=(4, 0))))
+    fine = _pan(13, 13, step=(1, 0))
+    truth = average_frames(fine).astype(np.float64)
+    plain = average_frames(coarse).astype(np.float64)
+    interp = average_frames_interpolated(coarse, 3).astype(np.float64)
+    inner = np.s_[8:-8, 8:-8]
+    err_plain = np.abs(plain - truth)[inner].mean()
+    err_interp = np.abs(interp - truth)[inner].mean()
+    assert err_interp < 0.6 * err_plain, (err_interp, err_plain)
+
+
+def test_cli_help_keeps_torch_out() -> None:
+    code = "import sys, deblurcli.pairs; from deblurcli.cli import app; assert 'torch' not in sys.modules"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)

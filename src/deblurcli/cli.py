@@ -323,6 +323,8 @@ def make_pairs_cmd(
             reported.add(p.index)
             if p.frames_total is not None:
                 progress.update(task, completed=p.frames_total)  # type: ignore[arg-type]
+            if p.error:
+                error_line(p.error)  # same console as the bar: printed above it, as it happens
 
     try:
         with progress:
@@ -331,8 +333,6 @@ def make_pairs_cmd(
         raise _fail(str(e), 1) from None
 
     for r in report.results:
-        if r.error:
-            error_line(r.error)
         if json_out:
             emit_json(r.to_json())
     totals = report.totals()

@@ -593,6 +593,7 @@ class PairsProgress:
     pairs_kept: int = 0
     rejected: int = 0
     done: bool = False
+    error: str | None = None  # set on the final (done) report of a failed input
 
 
 @dataclass
@@ -1214,6 +1215,6 @@ def make_pairs(
                 pairs_from_video(item.path, out, cfg, manifest, prefixes[item.path], result, report, prog)
         except DeblurError as e:
             result.error = str(e)
-        prog.done = True
+        prog.done, prog.error = True, result.error
         report()
     return PairsReport(results)
