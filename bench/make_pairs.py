@@ -13,6 +13,7 @@ scoring, PNG writing). Each timing is the best of ``--repeat`` runs.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +24,9 @@ import cv2
 from deblurcli.inputs import InputItem
 from deblurcli.pairs import PairsConfig, make_pairs
 
-DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "shaky_forest_walk.mp4"
+#: ../shared/data beside the project, as in tests/conftest.py (override with DEBLUR_SHARED_DATA).
+SHARED_DATA = Path(os.environ.get("DEBLUR_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DEFAULT_VIDEO = SHARED_DATA / "videos" / "shaky_forest_walk.mp4"
 
 
 def decode_only(path: Path) -> tuple[int, float]:

@@ -201,7 +201,7 @@ def make_pairs_cmd(
     ] = 2.2,
     samples: Annotated[
         Optional[int],
-        typer.Option(min=1, help="Pairs per video, spread over its usable windows [default: 100; 1 per still]."),
+        typer.Option(min=1, help="Pairs per video, spread over its usable windows (default 100 per video, 1 per still)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the window choice and of the stills' camera paths.")] = 0,
     max_side: Annotated[
