@@ -455,18 +455,22 @@ def average_frames_interpolated(
 # Scene cuts, flashes, fades
 # ---------------------------------------------------------------------------------------------
 
-#: Width of the thumbnails the detectors work on (PySceneDetect also downscales to ~256 px).
-_THUMB = 256
+#: Longest side of the thumbnails the detectors work on (PySceneDetect also downscales, to ~256 px):
+#: their statistics are frame-wide means, which a small thumbnail keeps.
+_THUMB = 192
 
 
 def _thumb(frame: np.ndarray) -> np.ndarray:
+    """Downscale to at most :data:`_THUMB` px. Bilinear, not area averaging: it costs a third as
+    much (area averaging at 640x360 took 40% of the time of decoding the frame), and the detectors
+    only use frame-wide means, which don't need an alias-free thumbnail."""
     import cv2
 
     h, w = frame.shape[:2]
     if max(h, w) <= _THUMB:
         return frame
     s = _THUMB / max(h, w)
-    return cv2.resize(frame, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(frame, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_LINEAR)
 
 
 def _hsv_features(thumb: np.ndarray) -> np.ndarray:
