@@ -1,0 +1,92 @@
+"""Benchmark of `deblur make-pairs`: frames per second against decode-only on the same video.
+
+    python bench/make_pairs.py [VIDEO] [--samples N] [--interpolate K] [--repeat R]
+
+Baseline: PyAV decoding every frame to an RGB array (what make-pairs must do anyway) in the same
+process and run. Measured: make_pairs on the same video with the given settings (default: 100
+samples, as the CLI), into a fresh temporary folder, then with ``--interpolate K`` (default 7).
+Reports frames/s and the ratio to the baseline (the issue's target: >= 0.7 without interpolation),
+and splits the time into scanning (decode + detectors, no pairs) and pair making (averaging,
+scoring, PNG writing). Each timing is the best of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+
+from deblurcli.inputs import InputItem
+from deblurcli.pairs import PairsConfig, make_pairs
+
+#: ../shared/data beside the project, as in tests/conftest.py (override with DEBLUR_SHARED_DATA).
+SHARED_DATA = Path(os.environ.get("DEBLUR_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DEFAULT_VIDEO = SHARED_DATA / "videos" / "shaky_forest_walk.mp4"
+
+
+def decode_only(path: Path) -> tuple[int, float]:
+    t = time.perf_counter()
+    n = 0
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        for frame in c.decode(s):
+            frame.to_ndarray(format="rgb24")
+            n += 1
+    return n, time.perf_counter() - t
+
+
+def pairs_run(path: Path, cfg: PairsConfig) -> tuple[int, int, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        rep = make_pairs([InputItem(path, Path(path.name))], Path(tmp), cfg)
+        dt = time.perf_counter() - t
+    (r,) = rep.results
+    if r.error:
+        raise SystemExit(r.error)
+    return r.frames, r.pairs_written, dt
+
+
+def best(fn, repeat: int):
+    runs = [fn() for _ in range(repeat)]
+    return min(runs, key=lambda r: r[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("video", nargs="?", type=Path, default=DEFAULT_VIDEO)
+    ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--interpolate", type=int, default=7)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="OpenCV threads (1: comparable on a busy machine)")
+    args = ap.parse_args()
+    cv2.setNumThreads(args.threads)
+
+    n, t_dec = best(lambda: decode_only(args.video), args.repeat)
+    base_fps = n / t_dec
+    rows = [("decode only (PyAV -> RGB)", n, 0, t_dec)]
+    variants = [
+        ("make-pairs, scan only (--samples 1)", PairsConfig(frames=args.frames, samples=1)),
+        (f"make-pairs --samples {args.samples}", PairsConfig(frames=args.frames, samples=args.samples)),
+        (f"make-pairs --samples {args.samples} --interpolate {args.interpolate}",
+         PairsConfig(frames=args.frames, samples=args.samples, interpolate=args.interpolate)),
+    ]
+    for label, cfg in variants:
+        frames, pairs, dt = best(lambda cfg=cfg: pairs_run(args.video, cfg), args.repeat)
+        rows.append((label, frames, pairs, dt))
+
+    print(f"video: {args.video} ({n} frames), best of {args.repeat}, OpenCV threads {args.threads}")
+    print(f"{'run':<52} {'frames':>7} {'pairs':>6} {'seconds':>8} {'frames/s':>9} {'ratio':>6}")
+    for label, frames, pairs, dt in rows:
+        fps = frames / dt
+        print(f"{label:<52} {frames:>7} {pairs:>6} {dt:>8.2f} {fps:>9.1f} {fps / base_fps:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""Tests of deblurcli.pairs: the stills engine, the video pipeline, and `deblur make-pairs`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import textured_rgb
+from deblurcli.blur import blur_score
+from deblurcli.pairs import StillSample, synthesize_from_still
+
+
+def _gray8(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+
+
+# ------------------------------------------------------------------------------------------------
+# Stills engine
+# ------------------------------------------------------------------------------------------------
+
+
+def test_still_contract_shapes_and_range() -> None:
+    rgb = textured_rgb(96, 128, seed=1).astype(np.float32) / 255
+    s = synthesize_from_still(rgb, np.random.default_rng(3), max_blur=20.0)
+    assert isinstance(s, StillSample)
+    for a in (s.blurred, s.sharp):
+        assert a.shape == rgb.shape and a.dtype == np.float32
+        assert a.min() >= 0.0 and a.max() <= 1.0
+    assert 0 < s.blur_px <= 20.0 * 1.001
+
+
+def test_still_is_deterministic_and_blurrier() -> None:
+    rgb = textured_rgb(64, 64, seed=2).astype(np.float32) / 255
+    a = synthesize_from_still(rgb, np.random.default_rng(7), max_blur=15.0)
+    b = synthesize_from_still(rgb, np.random.default_rng(7), max_blur=15.0)
+    np.testing.assert_array_equal(a.blurred, b.blurred)
+    assert a.blur_px == b.blur_px
+    assert blur_score(_gray8(a.blurred)) < 0.8 * blur_score(_gray8(a.sharp))
+
+
+def test_still_sharp_is_the_input_without_objects() -> None:
+    rgb = textured_rgb(48, 64, seed=3).astype(np.float32) / 255
+    s = synthesize_from_still(rgb, np.random.default_rng(0), max_blur=10.0, moving_objects=False)
+    np.testing.assert_array_equal(s.sharp, rgb)
+    assert s.objects == 0
+
+
+def test_still_has_no_black_borders() -> None:
+    # A flat picture stays flat whatever the motion: samples outside the frame come from its mirror
+    # image, so no edge is darkened (a constant border would pull the edges to black).
+    rgb = np.full((64, 96, 3), 0.6, np.float32)
+    for seed in range(6):
+        s = synthesize_from_still(rgb, np.random.default_rng(seed), max_blur=40.0)
+        assert np.abs(s.blurred - 0.6).max() < 1e-3
+        assert np.abs(s.sharp - 0.6).max() < 1e-3
+
+
+def test_still_streak_length_matches_blur_px() -> None:
+    # Sparse bright dots on black: each dot is smeared along its own streak, so the longest smear
+    # must not exceed blur_px (plus the bilinear footprint) and must be a good part of it.
+    rgb = np.zeros((192, 192, 3), np.float32)
+    rgb[32::64, 32::64] = 1.0
+    for seed in range(4):
+        s = synthesize_from_still(rgb, np.random.default_rng(seed), max_blur=30.0, min_blur=20.0, moving_objects=False)
+        lit = s.blurred.max(axis=2) > 0.02
+        extents = []
+        for cy in range(32, 192, 64):
+            for cx in range(32, 192, 64):
+                ys, xs = np.nonzero(lit[max(cy - 40, 0) : cy + 40, max(cx - 40, 0) : cx + 40])
+                if len(xs):
+                    extents.append(np.hypot(xs.max() - xs.min(), ys.max() - ys.min()))
+        assert max(extents) <= s.blur_px + 4
+        assert max(extents) >= 0.4 * s.blur_px
+
+
+def test_still_blur_lengths_cover_the_range() -> None:
+    rgb = textured_rgb(64, 64, seed=4).astype(np.float32) / 255
+    rng = np.random.default_rng(11)
+    lengths = [synthesize_from_still(rgb, rng, max_blur=50.0).blur_px for _ in range(24)]
+    assert max(lengths) <= 50.0 * 1.001
+    assert min(lengths) < 20.0 and max(lengths) > 35.0
+
+
+def test_still_rejects_bad_input() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError):
+        synthesize_from_still(np.zeros((32, 32), np.float32), rng)
+    with pytest.raises(ValueError):
+        synthesize_from_still(np.zeros((32, 32, 3), np.uint8), rng)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        synthesize_from_still(np.zeros((8, 8, 3), np.float32), rng)
+
+
+# ------------------------------------------------------------------------------------------------
+# Videos (generated with PyAV: tiny, a few dozen frames)
+# ------------------------------------------------------------------------------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from deblurcli.images import read_image  # noqa: E402
+from deblurcli.pairs import PairsConfig, expand_video_inputs, make_pairs  # noqa: E402
+
+W, H = 96, 64
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _scene(seed: int, w: int = 3 * W, h: int = 3 * H) -> np.ndarray:
+    """A picture larger than the frame, to pan over: smooth colour regions (what the cut detector
+    looks at) plus a fine grey texture (what motion blur removes)."""
+    import cv2
+
+    r = np.random.default_rng(seed)
+    base = r.uniform(0, 255, size=(h // 24, w // 24, 3)).astype(np.float32)
+    big = cv2.resize(base, (w, h), interpolation=cv2.INTER_CUBIC)
+    big += r.normal(0, 6, size=(h, w, 1)).astype(np.float32)
+    return np.clip(big, 0, 255).astype(np.uint8)
+
+
+def _pan(seed: int, n: int, step: tuple[int, int] = (3, 2)) -> list[np.ndarray]:
+    scene = _scene(seed)
+    x0, y0 = (scene.shape[1] - W) // 2, (scene.shape[0] - H) // 2  # start mid-scene: room both ways
+    return [
+        np.ascontiguousarray(scene[y0 + i * step[1] : y0 + i * step[1] + H, x0 + i * step[0] : x0 + i * step[0] + W])
+        for i in range(n)
+    ]
+
+
+def _write_video(path: Path, frames: list[np.ndarray], fps: int = 25, fmt: str | None = None) -> Path:
+    import av
+
+    with av.open(str(path), "w", format=fmt) as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height = frames[0].shape[1], frames[0].shape[0]
+        s.pix_fmt = "yuv444p"  # no chroma subsampling: decoded frames stay close to the sources
+        s.options = {"crf": "8", "preset": "ultrafast"}
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def _decode_all(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
+
+
+def _run(videos: list[Path], out: Path, **kw) -> "object":
+    return make_pairs(expand_video_inputs([str(v) for v in videos]), out, PairsConfig(**kw))
+
+
+def test_join_of_two_clips_no_window_spans_it(tmp_path: Path) -> None:
+    join = 20
+    video = _write_video(tmp_path / "joined.mp4", _pan(1, join) + _pan(2, 20, step=(-2, 3)))
+    rep = _run([video], tmp_path / "out", frames=5, samples=1000)
+    (res,) = rep.results
+    assert res.error is None
+    assert res.cuts == [join]
+    rows = _rows(tmp_path / "out")
+    spans = [tuple(r["frames"]) for r in rows]
+    assert all(not (s < join <= e) for s, e in spans), spans
+    # Every window that does not straddle the join is used (samples > windows); the first
+    # straddling window examined is rejected and the search jumps past the cut.
+    assert res.rejected["cut"] == 1
+    assert sorted(spans) == [(s, s + 4) for s in range(36) if not (s < join <= s + 4)]
+
+
+def test_blurred_is_linear_light_mean_within_1_255(tmp_path: Path) -> None:
+    video = _write_video(tmp_path / "pan.mp4", _pan(3, 24, step=(4, 1)))
+    gamma = 2.2
+    _run([video], tmp_path / "out", frames=7, samples=6, gamma=gamma)
+    decoded = _decode_all(video)
+    rows = _rows(tmp_path / "out")
+    assert len(rows) == 6
+    for r in rows:
+        s, e = r["frames"]
+        ref = np.mean([(f.astype(np.float64) / 255) ** gamma for f in decoded[s : e + 1]], axis=0) ** (1 / gamma)
+        got = read_image(tmp_path / "out" / "blurred" / f"{r['name']}.png").pixels.astype(np.float64) / 255
+        assert np.abs(got - ref).max() <= 1 / 255 + 1e-9
+        target = read_image(tmp_path / "out" / "targets" / f"{r['name']}.png").pixels
+        assert r["target_frame"] == s + 3
+        np.testing.assert_array_equal(target, decoded[s + 3])
+        assert r["blurred_score"] < r["target_score"]
+
+
+def test_static_flash_and_fade_are_rejected(tmp_path: Path) -> None:
+    still = _write_video(tmp_path / "still.mp4", [_pan(4, 1)[0]] * 16)
+    flash = _pan(5, 24)
+    flash[12] = np.clip(flash[12].astype(np.int32) + 90, 0, 255).astype(np.uint8)  # a one-frame flash
+    flashy = _write_video(tmp_path / "flash.mp4", flash)
+    fade = [np.rint(f * (1 - 0.06 * max(0, i - 8))).astype(np.uint8) for i, f in enumerate(_pan(6, 20))]
+    fading = _write_video(tmp_path / "fade.mp4", fade)
+    rep = _run([still, flashy, fading], tmp_path / "out", frames=5, samples=1000)
+    r_still, r_flash, r_fade = rep.results
+    assert r_still.pairs_written == 0 and r_still.rejected["static"] > 0
+    assert r_flash.rejected["flash"] > 0
+    names = [r for r in _rows(tmp_path / "out") if r["source"] == str(flashy)]
+    assert names and all(not (s <= 12 <= e) for s, e in (r["frames"] for r in names))
+    assert r_fade.rejected["fade"] > 0
+    fade_rows = [r for r in _rows(tmp_path / "out") if r["source"] == str(fading)]
+    assert fade_rows and all(e <= 10 for s, e in (r["frames"] for r in fade_rows))
+
+
+def test_resume_keeps_pairs_and_never_duplicates_rows(tmp_path: Path) -> None:
+    video = _write_video(tmp_path / "pan.mp4", _pan(7, 20))
+    out = tmp_path / "out"
+    first = _run([video], out, frames=4, samples=5).results[0]
+    assert first.pairs_written == 5
+    rows = _rows(out)
+    (out / "blurred" / f"{rows[0]['name']}.png").unlink()  # one pair lost
+    with open(out / "pairs.jsonl", "a") as f:
+        f.write('{"name": "torn')  # a crash mid-append
+    second = _run([video], out, frames=4, samples=5).results[0]
+    assert (second.pairs_written, second.pairs_kept) == (1, 4)
+    again = _rows(out)
+    assert [r["name"] for r in again] == [r["name"] for r in rows]
+    assert (out / "blurred" / f"{rows[0]['name']}.png").is_file()
+    # Other settings into the same folder: a clear error instead of mixing pairs.
+    third = _run([video], out, frames=6, samples=5).results[0]
+    assert third.error and "other settings" in third.error
+
+
+def test_bad_videos_fail_alone(tmp_path: Path) -> None:
+    import av
+
+    good = _write_video(tmp_path / "good.mp4", _pan(8, 12))
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    short = _write_video(tmp_path / "short.mp4", _pan(9, 3))
+    # Resolution change: two raw H.264 streams of different sizes, back to back.
+    a = _write_video(tmp_path / "a.h264", _pan(10, 10), fmt="h264")
+    b = _write_video(tmp_path / "b.h264", [np.ascontiguousarray(f[:48, :64]) for f in _pan(11, 10)], fmt="h264")
+    resized = tmp_path / "resized.h264"
+    resized.write_bytes(a.read_bytes() + b.read_bytes())
+    assert av  # PyAV wrote the streams above
+    rep = _run([empty, junk, short, resized, good], tmp_path / "out", frames=5, samples=3)
+    errors = [r.error for r in rep.results]
+    assert "empty file" in errors[0]
+    assert errors[1] and "junk.mp4" in errors[1]
+    assert "fewer than --frames 5" in errors[2]
+    assert "resolution changes mid-stream at frame 10 (96x64 -> 64x48)" in errors[3]
+    assert errors[4] is None and rep.results[4].pairs_written == 3
+    assert rep.failed == 4
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "deblurcli", "make-pairs", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_cli_videos_json_and_exit_code(tmp_path: Path) -> None:
+    video = _write_video(tmp_path / "pan.mp4", _pan(12, 16))
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    p = _cli(str(tmp_path / "*.mp4"), "-o", str(tmp_path / "out"), "--frames", "4", "--samples", "3", "--json")
+    assert p.returncode == 1, p.stderr
+    lines = [json.loads(line) for line in p.stdout.splitlines()]
+    by_src = {d.get("source"): d for d in lines}
+    assert by_src[str(video)]["pairs_written"] == 3
+    assert "error" in by_src[str(tmp_path / "bad.mp4")]
+    assert lines[-1]["summary"]["pairs_written"] == 3 and lines[-1]["summary"]["failed"] == 1
+    assert "error:" in p.stderr and "bad.mp4" in p.stderr
+    assert len(list((tmp_path / "out" / "blurred").glob("*.png"))) == 3
+
+
+def test_cli_from_stills(tmp_path: Path) -> None:
+    from deblurcli.images import Image, write_image
+
+    write_image(tmp_path / "a.png", Image(pixels=textured_rgb(64, 80, seed=5)))
+    p = _cli(str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--from-stills", "--samples", "3", "--max-blur", "12")
+    assert p.returncode == 0, p.stderr
+    assert "blur length px" in p.stdout
+    rows = _rows(tmp_path / "out")
+    assert len(rows) == 3 and all(0 < r["blur_px"] <= 12.01 for r in rows)
+    assert all(r["blur_ratio"] < 1 for r in rows)
+
+
+def test_interpolation_approaches_continuous_blur(tmp_path: Path) -> None:
+    # A pan of 4 px per frame; with 3 interpolated frames between neighbours the average should
+    # approach the average of the same pan rendered at 1 px per frame (continuous blur), much closer
+    # than the plain average of 4 ghost copies.
+    from deblurcli.pairs import average_frames, average_frames_interpolated
+
+    coarse = _decode_all(_write_video(tmp_path / "pan.mp4", _pan(13, 4, step=(4, 0))))
+    fine = _pan(13, 13, step=(1, 0))
+    truth = average_frames(fine).astype(np.float64)
+    plain = average_frames(coarse).astype(np.float64)
+    interp = average_frames_interpolated(coarse, 3).astype(np.float64)
+    inner = np.s_[8:-8, 8:-8]
+    err_plain = np.abs(plain - truth)[inner].mean()
+    err_interp = np.abs(interp - truth)[inner].mean()
+    assert err_interp < 0.6 * err_plain, (err_interp, err_plain)
+
+
+def test_cli_help_keeps_torch_out() -> None:
+    code = "import sys, deblurcli.pairs; from deblurcli.cli import app; assert 'torch' not in sys.modules"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
