@@ -358,6 +358,7 @@ def write_image(
     *,
     format: str | None = None,
     quality: int = 95,
+    png_level: int = 6,
 ) -> Path:
     """Write an image atomically: to a temp file beside ``path``, then renamed over it.
 
@@ -367,6 +368,8 @@ def write_image(
             it, 16-bit stays 16-bit in PNG and TIFF (other formats get 8 bits).
         format: force a format (``"JPEG"``, ``"PNG"``, ...); default from the extension.
         quality: JPEG/WebP quality.
+        png_level: zlib level of 8-bit PNGs (1 is ~3x faster to write than 6, files ~17% larger;
+            make-pairs uses 1 for training folders, which are written once and read many times).
 
     Returns:
         The path written.
@@ -384,11 +387,23 @@ def write_image(
         raise ImageError(path, f"cannot write format {fmt!r} (use JPEG, PNG, TIFF, WebP or BMP)")
     if not path.parent.is_dir():
         raise ImageError(path, f"output folder {path.parent} does not exist")
-    payload = encode_image(image, fmt, quality=quality, path=path)
+    payload = encode_image(image, fmt, quality=quality, png_level=png_level, path=path)
+    atomic_write_bytes(path, payload)
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write bytes to ``path`` through a temp file in the same folder, fsync'd, then renamed over it:
+    readers see the old file or the new one, never half of one, and a failure leaves no temp file.
+
+    Raises:
+        ImageError: the file cannot be written (message names the path and the OS reason).
+    """
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -398,10 +413,11 @@ def write_image(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
-def encode_image(image: Image, fmt: str, *, quality: int = 95, path: str | Path = "<memory>") -> bytes:
+def encode_image(
+    image: Image, fmt: str, *, quality: int = 95, png_level: int = 6, path: str | Path = "<memory>"
+) -> bytes:
     """Encode an image to the bytes of a file of format ``fmt`` (see :func:`write_image`)."""
     pixels, alpha = image.pixels, image.alpha
     if alpha is not None and fmt not in FORMATS_ALPHA:
@@ -436,7 +452,7 @@ def encode_image(image: Image, fmt: str, *, quality: int = 95, path: str | Path 
     elif fmt == "TIFF":
         kwargs.update(compression="tiff_deflate")
     elif fmt == "PNG":
-        kwargs.update(compress_level=6)
+        kwargs.update(compress_level=png_level)
     buf = io.BytesIO()
     try:
         pil.save(buf, format=fmt, **kwargs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import glob
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Collection, Iterable
 
 from deblurcli.images import EXTENSIONS
 
@@ -39,20 +39,24 @@ def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in EXTENSIONS
 
 
-def _folder_files(folder: Path, recursive: bool) -> list[Path]:
-    it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        (p for p in it if p.is_file() and is_image_name(p) and not p.name.startswith(".")),
-        key=lambda p: str(p).lower(),
-    )
+def _wanted(path: Path, extensions: Collection[str]) -> bool:
+    return path.is_file() and path.suffix.lower() in extensions and not path.name.startswith(".")
 
 
-def expand_inputs(args: Iterable[str | Path], *, recursive: bool = False) -> list[InputItem]:
-    """Resolve files, folders and glob patterns to image files, in argument order, without duplicates.
+def expand_inputs(
+    args: Iterable[str | Path],
+    *,
+    recursive: bool = False,
+    extensions: Collection[str] = tuple(EXTENSIONS),
+    kind: str = "image",
+) -> list[InputItem]:
+    """Resolve files, folders and glob patterns to files, in argument order, without duplicates.
 
-    Folders give the image files directly inside them (all below them with ``recursive``); a file
-    given by name is kept whatever its extension (the decoder then decides). Arguments that exist
-    nowhere, globs matching nothing and folders without images give an item with ``error`` set.
+    Folders give the files with one of ``extensions`` (lower case, with the dot; image files by
+    default) directly inside them, or all below them with ``recursive``; a file given by name is
+    kept whatever its extension (the decoder then decides). Arguments that exist nowhere, globs
+    matching nothing and folders without such files give an item with ``error`` set; ``kind``
+    names the files in those messages ("no video files in folder").
     """
     items: list[InputItem] = []
     seen: set[Path] = set()
@@ -66,19 +70,20 @@ def expand_inputs(args: Iterable[str | Path], *, recursive: bool = False) -> lis
     for arg in args:
         p = Path(arg)
         if p.is_dir():
-            files = _folder_files(p, recursive)
+            found = p.rglob("*") if recursive else p.iterdir()
+            files = sorted((f for f in found if _wanted(f, extensions)), key=lambda f: str(f).lower())
             if not files:
                 hint = "" if recursive else " (use --recursive for sub-folders)"
-                items.append(InputItem(p, p, f"no image files in folder{hint}"))
+                items.append(InputItem(p, p, f"no {kind} files in folder{hint}"))
             for f in files:
                 add(f, f.relative_to(p))
         elif p.exists():
             add(p, Path(p.name))
         elif _GLOB_CHARS & set(str(arg)):
             matches = sorted(glob.glob(str(arg), recursive=recursive))
-            files = [Path(m) for m in matches if Path(m).is_file() and is_image_name(Path(m))]
+            files = [Path(m) for m in matches if _wanted(Path(m), extensions)]
             if not files:
-                items.append(InputItem(p, p, "pattern matched no image files"))
+                items.append(InputItem(p, p, f"pattern matched no {kind} files"))
             for f in files:
                 add(f, Path(f.name))
         else:

@@ -741,45 +741,11 @@ class Manifest:
 
 
 def expand_video_inputs(args: "list[str]", *, recursive: bool = False) -> "list[InputItem]":
-    """Like :func:`deblurcli.inputs.expand_inputs`, for video files (folders and quoted globs give
-    the files with a :data:`VIDEO_EXTENSIONS` extension; a file named explicitly is always kept)."""
-    import glob
-    from pathlib import Path
+    """:func:`deblurcli.inputs.expand_inputs` for video files (folders and quoted globs give the
+    files with a :data:`VIDEO_EXTENSIONS` extension; a file named explicitly is always kept)."""
+    from deblurcli.inputs import expand_inputs
 
-    from deblurcli.inputs import InputItem
-
-    items: list[InputItem] = []
-    seen: set[Path] = set()
-
-    def add(p: Path, rel: Path) -> None:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            items.append(InputItem(p, rel))
-
-    def is_video(p: Path) -> bool:
-        return p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
-
-    for arg in args:
-        p = Path(arg)
-        if p.is_dir():
-            it = p.rglob("*") if recursive else p.iterdir()
-            files = sorted((f for f in it if is_video(f)), key=lambda f: str(f).lower())
-            if not files:
-                items.append(InputItem(p, p, "no video files in folder" + ("" if recursive else " (use --recursive for sub-folders)")))
-            for f in files:
-                add(f, f.relative_to(p))
-        elif p.exists():
-            add(p, Path(p.name))
-        elif set("*?[") & set(str(arg)):
-            files = [Path(m) for m in sorted(glob.glob(str(arg), recursive=recursive)) if is_video(Path(m))]
-            if not files:
-                items.append(InputItem(p, p, "pattern matched no video files"))
-            for f in files:
-                add(f, Path(f.name))
-        else:
-            items.append(InputItem(p, p, "no such file or folder"))
-    return items
+    return expand_inputs(args, recursive=recursive, extensions=VIDEO_EXTENSIONS, kind="video")
 
 
 def _prefixes(paths: "list[Path]") -> dict["Path", str]:
@@ -822,34 +788,10 @@ PNG_LEVEL = 1
 
 
 def _write_png(path: "Path", rgb8: np.ndarray) -> None:
-    """Write an 8-bit RGB PNG atomically (temp file, fsync, rename) at :data:`PNG_LEVEL`.
-    :func:`deblurcli.images.write_image` does the same at a fixed level 6, which would make PNG
-    encoding most of make-pairs' time; this is the same atomic write with the level exposed."""
-    import io
-    import os
-    import tempfile
+    """Write an 8-bit RGB PNG atomically at :data:`PNG_LEVEL`."""
+    from deblurcli.images import Image, write_image
 
-    from PIL import Image as PILImage
-
-    from deblurcli.errors import ImageError
-
-    buf = io.BytesIO()
-    PILImage.fromarray(rgb8, "RGB").save(buf, format="PNG", compress_level=PNG_LEVEL)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise ImageError(path, f"cannot write: {e.strerror or e}") from None
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_image(path, Image(pixels=rgb8), format="PNG", png_level=PNG_LEVEL)
 
 
 def _write_pair(out: "Path", name: str, blurred8: np.ndarray, target8: np.ndarray) -> None:
