@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deblurcli.models._common import condition, pad_to_multiple
@@ -32,10 +33,10 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu = x.mean(1, keepdim=True)
-        var = (x - mu).pow(2).mean(1, keepdim=True)
-        y = (x - mu) / torch.sqrt(var + self.eps)
-        return y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        # The fused layer_norm kernel over the last dim of an NHWC view: one pass instead of ~8
+        # elementwise ones; with channels_last memory the permutes are free.
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
 
 
 class SimpleGate(nn.Module):
