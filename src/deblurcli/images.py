@@ -222,6 +222,9 @@ def read_image(path: str | Path, *, max_pixels: int | None | bool = True) -> Ima
             exif_bytes = exif_obj.tobytes()
         except Exception:  # pragma: no cover - malformed maker notes: drop EXIF rather than fail
             exif_bytes = None
+        # getexif() is Pillow's cached object, which exif_transpose reads again in _decode_pil:
+        # restore the tag, or 8-bit images would never be turned upright.
+        exif_obj[_EXIF_ORIENTATION] = orientation
     icc = pil.info.get("icc_profile") or None
     try:
         if _is_16bit_colour(pil, data):
