@@ -158,7 +158,7 @@ def _scenes(d: Path, blur_dir: str) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.is_dir() and _is_pair_dir(p, blur_dir))
 
 
-def _images(d: Path) -> list[Path]:
+def images_under(d: Path) -> list[Path]:
     """Image files under ``d`` (recursive), relative to ``d``, sorted; hidden files skipped."""
     out = [
         p.relative_to(d)
@@ -183,7 +183,7 @@ def _scan_gopro(root: Path, scenes: Iterable[Path], blur_dir: str) -> PairScan:
 
 def _scan_dirs(blur: Path, sharp: Path, layout: str, root: Path, prefix: str) -> PairScan:
     scan = PairScan(layout, root)
-    sharp_files = _images(sharp)
+    sharp_files = images_under(sharp)
     by_key: dict[str, list[Path]] = defaultdict(list)
     by_stem: dict[str, list[Path]] = defaultdict(list)
     by_parent: dict[str, list[Path]] = defaultdict(list)
@@ -192,7 +192,7 @@ def _scan_dirs(blur: Path, sharp: Path, layout: str, root: Path, prefix: str) ->
         by_stem[s.stem].append(s)
         by_parent[s.parent.as_posix()].append(s)
 
-    for b in _images(blur):
+    for b in images_under(blur):
         name = prefix + _key(b)
         match, reason = _match(b, by_key, by_stem, by_parent)
         if match is None:
