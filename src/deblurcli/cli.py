@@ -175,6 +175,317 @@ def score(
         raise typer.Exit(1)
 
 
+class OutFormat(str, enum.Enum):
+    keep = "keep"
+    jpeg = "jpeg"
+    png = "png"
+    tiff = "tiff"
+    webp = "webp"
+    bmp = "bmp"
+
+
+#: File extension written for each --format choice.
+_FORMAT_EXT = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp", "bmp": ".bmp"}
+
+
+class Precision(str, enum.Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model",
+        "-m",
+        help="A registered name (see `deblur models`), a .safetensors file, or "
+        "hf://owner/repo/file.safetensors@revision. Default: the registry's default model.",
+        show_default=False,
+    ),
+]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option("--offline", help="Never touch the network: use bundled or cached weights only (also HF_HUB_OFFLINE=1)."),
+]
+
+
+@app.command()
+def fix(
+    inputs: InputsArg,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Output folder (created if missing); input folder trees are mirrored in it."),
+    ],
+    model: ModelOpt = None,
+    recursive: RecursiveOpt = False,
+    suffix: Annotated[str, typer.Option(help="Added to each output file name before the extension, e.g. _sharp.")] = "",
+    out_format: Annotated[
+        OutFormat, typer.Option("--format", help="Output format; 'keep' writes each file in its input's format.")
+    ] = OutFormat.keep,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality of written files.")] = 95,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Allow an output to replace its input file (e.g. -o on the input folder).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redo outputs that already exist (by default they are skipped, so a run resumes).")
+    ] = False,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Also write NAME_compare.EXT: the input and the result side by side.")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[
+        Precision, typer.Option(help="auto = fp16 on CUDA, fp32 elsewhere; fp16/bf16 need CUDA.")
+    ] = Precision.auto,
+    tile: Annotated[
+        Optional[int],
+        typer.Option(min=0, help="Tile side in pixels for large images (default: from available memory; 0 = never tile).", show_default=False),
+    ] = None,
+    tile_overlap: Annotated[int, typer.Option(min=0, help="Pixels shared by neighbouring tiles, blended.")] = 32,
+    offline: OfflineOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Deblur images with a Laplacian-conditioned generator; write them to OUT with their metadata.
+
+    Each output keeps its input's size, format (unless --format), bit depth, alpha, EXIF and ICC
+    profile. Existing outputs are skipped (use --force to redo them); an input is never written over
+    unless --overwrite. The blur score (variance of the Laplacian of the 8-bit luma; higher is
+    sharper) is shown before -> after. Exit status: 0 all done, 1 some files failed (the others are
+    still processed), 2 usage error (bad option, unknown model).
+    """
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from deblurcli.blur import score_image
+    from deblurcli.console import emit_json, err, error_line, out
+    from deblurcli.images import write_image
+    from deblurcli.inputs import expand_inputs
+    from deblurcli.registry import DEFAULT_MODEL
+
+    if output.exists() and not output.is_dir():
+        raise _fail(f"output {output} exists and is not a folder", 2)
+    if tile and tile_overlap * 2 >= tile:
+        raise _fail(f"--tile-overlap ({tile_overlap}) must be less than half of --tile ({tile})", 2)
+    if any(c in suffix for c in "/\\\0"):
+        raise _fail(f"--suffix must not contain path separators: {suffix!r}", 2)
+    model_spec = model or DEFAULT_MODEL
+    items = expand_inputs(inputs, recursive=recursive)
+    input_paths = {i.path.resolve() for i in items if not i.error}
+    fmt = None if out_format is OutFormat.keep else out_format.value.upper()
+
+    deblurrer = None
+
+    def get_deblurrer():  # type: ignore[no-untyped-def]
+        # Loaded on first use: a resumed run whose outputs all exist needs no model.
+        nonlocal deblurrer
+        if deblurrer is None:
+            from deblurcli.inference import Deblurrer
+
+            deblurrer = Deblurrer(
+                model_spec, device=device, precision=precision.value, tile=tile,
+                tile_overlap=tile_overlap, offline=offline,
+            )
+            err.print(
+                f"model {deblurrer.info.name} ({deblurrer.info.architecture}, "
+                f"{deblurrer.info.num_params / 1e6:.1f} M parameters, {deblurrer.info.source}) "
+                f"on {deblurrer.device.type}",
+                highlight=False,
+            )
+        return deblurrer
+
+    rows: list[dict[str, object]] = []
+    failed = skipped = 0
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _fail(f"cannot create output folder {output}: {e.strerror or e}", 1)
+    with progress:
+        task = progress.add_task("fixing", total=len(items))
+        tiles = progress.add_task("", total=None, visible=False)
+        for item in items:
+            name = str(item.path)
+            progress.update(task, description=f"fixing {item.path.name}")
+            try:
+                if item.error:
+                    raise DeblurError(f"{name}: {item.error}")
+                rel = item.relative
+                ext = _FORMAT_EXT[out_format.value] if fmt else rel.suffix
+                target = output / rel.parent / f"{rel.stem}{suffix}{ext}"
+                if target.resolve() in input_paths and not overwrite:
+                    raise DeblurError(f"{name}: output {target} would replace an input (use --overwrite, another -o, or --suffix)")
+                if target.exists() and not force and target.resolve() not in input_paths:
+                    skipped += 1
+                    row = {"path": name, "output": str(target), "status": "skipped", "reason": "output exists (use --force to redo)"}
+                    if json_out:
+                        emit_json(row)
+                    progress.advance(task)
+                    continue
+                try:
+                    d = get_deblurrer()
+                except DeblurError as e:
+                    # No file can succeed without a model: stop. Problems fixed on the command line
+                    # (unknown name, no weights for it, device/precision) are usage errors.
+                    progress.stop()
+                    error_line(str(e))
+                    raise typer.Exit(1 if _model_error(e) and not isinstance(e, _usage_model_errors()) else 2) from None
+                t0 = time.perf_counter()
+                from deblurcli.images import read_image
+
+                image = read_image(item.path)
+                before = score_image(image)
+
+                def on_tiles(done: int, total: int) -> None:
+                    progress.update(tiles, completed=done, total=total, visible=total > 1,
+                                    description=f"  tiles of {item.path.name}")
+
+                try:
+                    result = d.deblur_image(image, on_progress=on_tiles)
+                except (MemoryError, RuntimeError) as e:
+                    if isinstance(e, RuntimeError) and "out of memory" not in str(e).lower():
+                        raise
+                    raise DeblurError(f"{name}: out of memory; try a smaller --tile (e.g. --tile 512)") from None
+                finally:
+                    progress.update(tiles, visible=False, completed=0)
+                after = score_image(result)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_image(target, result, format=fmt, quality=quality)
+                if compare:
+                    _write_compare(image, result, target, fmt, quality)
+                seconds = time.perf_counter() - t0
+            except DeblurError as e:
+                failed += 1
+                progress.console.print(f"[bold red]error:[/] {_escape(str(e))}", soft_wrap=True)
+                if json_out:
+                    emit_json({"path": name, "status": "failed", "error": str(e).removeprefix(f"{name}: ")})
+            else:
+                ratio = after / before if before > 0 else None
+                row = {
+                    "path": name,
+                    "output": str(target),
+                    "status": "done",
+                    "width": image.width,
+                    "height": image.height,
+                    "before": round(before, 4),
+                    "after": round(after, 4),
+                    "ratio": round(ratio, 4) if ratio is not None else None,
+                    "seconds": round(seconds, 3),
+                    "model": d.info.name,
+                }
+                rows.append(row)
+                if json_out:
+                    emit_json(row)
+                progress.console.print(
+                    f"{_escape(item.path.name)}  blur score {before:.1f} -> {after:.1f}  ({seconds:.1f} s)", highlight=False
+                )
+            progress.advance(task)
+
+    if not json_out and rows:
+        table = Table(title="deblur fix (blur score: variance of Laplacian, higher = sharper)", title_justify="left")
+        for col, justify in (("file", "left"), ("size", "right"), ("before", "right"), ("after", "right"),
+                             ("ratio", "right"), ("seconds", "right")):
+            table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for r in rows:
+            ratio_txt = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
+            table.add_row(str(r["path"]), f"{r['width']}x{r['height']}", f"{r['before']:.1f}", f"{r['after']:.1f}",
+                          ratio_txt, f"{r['seconds']:.1f}")
+        out.print(table)
+    summary = f"{len(rows)} fixed, {skipped} skipped (output exists), {failed} failed; outputs in {output}"
+    err.print(summary, highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _usage_model_errors() -> tuple[type, ...]:
+    from deblurcli.errors import UnknownModelError, WeightsNotAvailableError
+
+    return (UnknownModelError, WeightsNotAvailableError)
+
+
+def _model_error(e: Exception) -> bool:
+    from deblurcli.errors import ModelError
+
+    return isinstance(e, ModelError)
+
+
+def _write_compare(before, after, target: Path, fmt: Optional[str], quality: int) -> None:  # type: ignore[no-untyped-def]
+    """Write the input and the result side by side (alpha dropped) as TARGET_compare.EXT."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from deblurcli.images import write_image
+
+    both = np.concatenate([before.pixels, after.pixels], axis=1)
+    write_image(target.with_name(f"{target.stem}_compare{target.suffix}"), replace(after, pixels=both, alpha=None),
+                format=fmt, quality=quality)
+
+
+@app.command()
+def models(json_out: JsonOpt = False) -> None:
+    """List the named models: architecture, parameters, size (fp32), weights source, cached or not.
+
+    A name goes to `deblur fix --model NAME`. Models without published weights cannot be used by name
+    yet; pass a .safetensors file (e.g. from `deblur train`) instead.
+    """
+    from rich.table import Table
+
+    from deblurcli.console import emit_json, out
+    from deblurcli.registry import DEFAULT_MODEL, list_models
+    from deblurcli.weights import is_cached
+
+    rows = []
+    for e in list_models():
+        local = is_cached(e)
+        source = e.hub.spec if e.hub else ("bundled" if local == "bundled" else "not published")
+        rows.append({
+            "name": e.name,
+            "default": e.name == DEFAULT_MODEL,
+            "architecture": e.architecture,
+            "parameters": e.num_params,
+            "size_bytes": e.num_params * 4,
+            "source": source,
+            "cached": local is not None,
+            "description": e.description,
+            "hyperparameters": e.hyperparameters,
+        })
+    if json_out:
+        for r in rows:
+            emit_json(r)
+        return
+    from deblurcli.console import human_size
+
+    table = Table(title="Models (deblur fix --model NAME)", title_justify="left")
+    for col in ("name", "architecture", "parameters", "size", "source", "cached"):
+        table.add_column(col, justify="right" if col in ("parameters", "size") else "left", overflow="fold")
+    for r in rows:
+        table.add_row(
+            f"{r['name']}{' (default)' if r['default'] else ''}",
+            str(r["architecture"]),
+            f"{int(r['parameters']) / 1e6:.1f} M",  # type: ignore[call-overload]
+            human_size(float(r["size_bytes"])),  # type: ignore[arg-type]
+            str(r["source"]),
+            "yes" if r["cached"] else "no",
+        )
+    out.print(table)
+
+
 class SsimChoice(str, enum.Enum):
     skimage = "skimage"
     matlab = "matlab"
