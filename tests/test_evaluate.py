@@ -181,3 +181,27 @@ def test_cli_unknown_layout_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("error:") and "not a dataset layout" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_model_weights_file_via_deblurrer(flat: Path, tmp_path: Path) -> None:
+    from deblurcli.inference import Deblurrer
+    from deblurcli.models import create_model
+    from deblurcli.weights import save_model
+
+    weights = save_model(tmp_path / "tiny.safetensors", create_model("deblurgan", ngf=4, n_blocks=1))
+    result = runner.invoke(app, ["evaluate", str(flat), "--model", str(weights), "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    summary = lines[-1]
+    assert summary["what"] == "model" and summary["model"] == str(weights) and summary["count"] == 3
+    assert summary["model_seconds_per_image"] > 0 and all(x["seconds"] > 0 for x in lines[:-1])
+    # Same numbers as running the Deblurrer by hand and scoring the 8-bit output with scikit-image.
+    x = torch.from_numpy(np.asarray(PILImage.open(flat / "blur" / "p0.png")).transpose(2, 0, 1)[None] / 255.0).float()
+    y = Deblurrer(weights, device="cpu").deblur(x)
+    y8 = np.rint(y[0].clamp(0, 1).numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+    assert lines[0]["psnr"] == pytest.approx(_sk(y8, _sharp(flat, 0))[0], abs=1e-3)
+
+
+def test_cli_unknown_model_is_a_usage_error(flat: Path) -> None:
+    result = runner.invoke(app, ["evaluate", str(flat), "--model", "no-such-model", "--offline"])
+    assert result.exit_code == 2 and result.stderr.startswith("error:")

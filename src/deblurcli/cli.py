@@ -514,7 +514,13 @@ def evaluate(
     ] = None,
     model: Annotated[
         Optional[str],
-        typer.Option("--model", "-m", help="Score this model's outputs: a registered name or a weights file."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="Score this model's outputs: a registered name (see `deblur models`), a .safetensors file, "
+            "or hf://owner/repo/file.safetensors@revision.",
+            show_default=False,
+        ),
     ] = None,
     pred: Annotated[
         Optional[Path],
@@ -548,11 +554,18 @@ def evaluate(
         typer.Option(help="GoPro root: the split to score [default: test when present, else train].", show_default=False),
     ] = None,
     device: Annotated[str, typer.Option(help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...")] = "auto",
-    precision: Annotated[str, typer.Option(help="--model: 'auto', 'fp32', 'fp16' or 'bf16'.")] = "auto",
+    precision: Annotated[
+        Precision, typer.Option(help="--model: auto = fp16 on CUDA, fp32 elsewhere.")
+    ] = Precision.auto,
     tile: Annotated[
-        Optional[int], typer.Option(min=64, help="--model: run in tiles of this size (less memory).", show_default=False)
+        Optional[int],
+        typer.Option(
+            min=0,
+            help="--model: tile side in pixels (less memory); 0 = never tile [default: whole image if it fits].",
+            show_default=False,
+        ),
     ] = None,
-    offline: Annotated[bool, typer.Option("--offline", help="--model: never download weights.")] = False,
+    offline: OfflineOpt = False,
     limit: Annotated[
         Optional[int], typer.Option(min=1, help="Score only the first N pairs (quick checks).", show_default=False)
     ] = None,
@@ -629,7 +642,7 @@ def evaluate(
                 split=split.value if split else None,  # type: ignore[arg-type]
                 ssim_convention=ssim_convention.value,
                 device=device,
-                precision=precision,
+                precision=precision.value,
                 tile=tile,
                 offline=offline,
                 limit=limit,
@@ -639,7 +652,7 @@ def evaluate(
         finally:
             if "task" in state:
                 progress.stop()
-    except (InputError, DatasetError) as e:
+    except (InputError, DatasetError, *_usage_model_errors()) as e:
         raise _fail(str(e), 2) from None
     except DeblurError as e:
         raise _fail(str(e), 1) from None
