@@ -551,7 +551,7 @@ def evaluate(
     ] = BlurDirChoice.blur,
     split: Annotated[
         Optional[SplitChoice],
-        typer.Option(help="GoPro root: the split to score [default: test when present, else train].", show_default=False),
+        typer.Option(help="GoPro root: the split to score. Default: test when present, else train.", show_default=False),
     ] = None,
     device: Annotated[str, typer.Option(help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...")] = "auto",
     precision: Annotated[
@@ -561,7 +561,7 @@ def evaluate(
         Optional[int],
         typer.Option(
             min=0,
-            help="--model: tile side in pixels (less memory); 0 = never tile [default: whole image if it fits].",
+            help="--model: tile side in pixels (less memory); 0 = never tile. Default: whole image if it fits.",
             show_default=False,
         ),
     ] = None,
@@ -586,7 +586,7 @@ def evaluate(
         Optional[bool],
         typer.Option(
             "--published/--no-published",
-            help="Print published GoPro results beside ours (not measured by deblur) [default: for GoPro layouts].",
+            help="Print published GoPro results beside ours (marked: not measured by deblur). Default: on for GoPro layouts.",
             show_default=False,
         ),
     ] = None,
