@@ -696,7 +696,8 @@ def _print_evaluation(s: dict, show_published: bool) -> None:
     what = {"identity": "blurred input (identity)", "model": f"model {s.get('model')}", "pred": f"predictions {s.get('pred')}"}
     source = s.get("dataset") or s.get("gt")
     title = f"{what.get(str(s['what']), s['what'])} on {source} ({s['layout']}): {s['count']} images"
-    table = Table(title=title, title_justify="left")
+    out.print(title, soft_wrap=True)  # above the table: a table title would wrap to its width
+    table = Table()
     table.add_column("")
     table.add_column("PSNR (dB)", justify="right")
     table.add_column("SSIM", justify="right")
