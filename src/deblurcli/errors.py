@@ -40,3 +40,15 @@ class VideoError(DeblurError):
 
 class DatasetError(DeblurError):
     """A dataset folder does not have a layout deblurcli understands."""
+
+
+class WeightsNotAvailableError(ModelError):
+    """A named model has no weights bundled, cached or published yet."""
+
+
+class ChecksumError(ModelError):
+    """A weights file does not match its expected sha256 (the bad file is removed)."""
+
+
+class UnknownModelError(ModelError):
+    """A model name that is not registered, or a ``--model`` value of no known form (usage error)."""

@@ -1,0 +1,44 @@
+"""Network architectures: plain ``nn.Module`` classes with keyword hyperparameters.
+
+Every model has ``.arch`` (its key in :data:`ARCHITECTURES`) and ``.hparams`` (the keyword arguments
+that rebuild it), which is what :mod:`deblurcli.weights` stores beside the tensors.
+
+Generators take (B, 3, H, W) float RGB in [0, 1] of any size and return the same shape in [0, 1];
+they compute their Laplacian channel themselves. The critic returns (B, 1, h, w) raw scores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from deblurcli.models.deblurgan import DeblurGANGenerator
+from deblurcli.models.nafnet import NAFNetGenerator
+from deblurcli.models.patchgan import PatchGANCritic
+
+#: Architecture name -> class.
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "deblurgan": DeblurGANGenerator,
+    "nafnet": NAFNetGenerator,
+    "patchgan": PatchGANCritic,
+}
+#: The architectures that restore images (the others are training-only).
+GENERATORS = frozenset({"deblurgan", "nafnet"})
+
+__all__ = ["ARCHITECTURES", "GENERATORS", "DeblurGANGenerator", "NAFNetGenerator", "PatchGANCritic", "create_model"]
+
+
+def create_model(arch: str, **hparams: Any) -> nn.Module:
+    """Build an architecture by name with keyword hyperparameters (defaults for the rest).
+
+    Raises:
+        ValueError: unknown architecture or unknown/invalid hyperparameters.
+    """
+    cls = ARCHITECTURES.get(arch)
+    if cls is None:
+        raise ValueError(f"unknown architecture {arch!r} (known: {', '.join(sorted(ARCHITECTURES))})")
+    try:
+        return cls(**hparams)
+    except TypeError as e:
+        raise ValueError(f"bad hyperparameters for {arch}: {e}") from None
