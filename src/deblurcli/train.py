@@ -483,8 +483,17 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
         loader_kw: dict[str, Any] = {}
         if cfg.workers > 0:
             loader_kw = {"num_workers": cfg.workers, "prefetch_factor": 2}
+        # The loader gets its own generator: creating an iterator (every epoch) would otherwise draw
+        # from the global torch RNG, which a resumed run (new iterator mid-epoch) would not repeat.
+        # Samples do not use it: their randomness is keyed by (seed, epoch, index) in TrainDataset.
         loader = DataLoader(
-            dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, pin_memory=device.type == "cuda", **loader_kw
+            dataset,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(cfg.seed),
+            **loader_kw,
         )
 
         # ---- models (same seed on every rank; DDP also broadcasts rank 0's parameters)
@@ -791,7 +800,7 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def plot_metrics(metrics: str | Path, png: str | Path, *, width: int = 900, panel_height: int = 220) -> Path:
+def plot_metrics(metrics: str | Path, png: str | Path, *, width: int = 900, panel_height: int = 180) -> Path:
     """Draw the training curves of a metrics.jsonl file to a PNG with Pillow.
 
     Panels: generator losses (content x weight is in g_loss), critic (Wasserstein estimate, penalty)
@@ -804,8 +813,9 @@ def plot_metrics(metrics: str | Path, png: str | Path, *, width: int = 900, pane
     train_rows = [r for r in rows if r.get("kind") == "train"]
     val_rows = [r for r in rows if r.get("kind") == "val"]
     panels = [
-        ("generator loss", [("g_loss", train_rows, (31, 119, 180)), ("g_content", train_rows, (44, 160, 44))]),
-        ("critic", [("wasserstein", train_rows, (214, 39, 40)), ("gp", train_rows, (148, 103, 189))]),
+        ("content loss", [("g_content", train_rows, (44, 160, 44))]),
+        ("adversarial: critic's Wasserstein estimate, generator's -D(G(x))", [("wasserstein", train_rows, (214, 39, 40)), ("g_adv", train_rows, (31, 119, 180))]),
+        ("gradient penalty", [("gp", train_rows, (148, 103, 189))]),
         ("validation PSNR (dB)", [("val_psnr", val_rows, (31, 119, 180)), ("val_psnr_blurred", val_rows, (127, 127, 127))]),
     ]
     panels = [(t, [s for s in series if any(k in r for r in s[1] for k in [s[0]])]) for t, series in panels]
@@ -836,7 +846,7 @@ def plot_metrics(metrics: str | Path, png: str | Path, *, width: int = 900, pane
         draw.text((4, pb - 8), f"{lo:.4g}", fill="black")
         draw.text((pl, pb + 6), f"step {x0}", fill="black")
         draw.text((pr - 70, pb + 6), f"step {x1}", fill="black")
-        lx = pl + 180
+        lx = pl + 8 + 6 * len(title)
         for key, rs, color in series:
             pts = [xy(r["step"], float(r[key])) for r in rs if key in r and r[key] is not None and math.isfinite(float(r[key]))]
             if len(pts) > 1:
