@@ -148,7 +148,10 @@ def test_cli_sigkill_then_resume(pairs_dir: Path, straight: Path, tmp_path: Path
     killed_at = load_checkpoint(last)["step"]
     assert 15 <= killed_at < 40
 
-    res = subprocess.run(cmd + ["--resume", "--json"], env=_env(), capture_output=True, text=True, timeout=300)
+    # Resume without repeating the recipe: --content l1fft and the tiny sizes come from the checkpoint
+    # (the default --content perceptual would otherwise ask for VGG19 weights).
+    resume_cmd = [a for a in cmd if a not in ("--content", "l1fft")] + ["--resume", "--json"]
+    res = subprocess.run(resume_cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     lines = [json.loads(line) for line in res.stdout.splitlines()]
     assert lines[0]["kind"] == "start" and lines[0]["resumed_from"] == killed_at

@@ -238,6 +238,25 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def read_checkpoint_config(path: str | Path) -> TrainConfig:
+    """The config stored in a checkpoint, read without loading the tensors into memory (mmap)."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        raise TrainError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise TrainError(f"{path}: not a deblurcli training checkpoint")
+    return TrainConfig.from_json(ckpt["config"])
+
+
+def apply_recipe(cfg: TrainConfig, saved: TrainConfig) -> None:
+    """Take the experiment-defining fields (:data:`RECIPE_FIELDS`) from a checkpoint's config."""
+    for name in RECIPE_FIELDS:
+        setattr(cfg, name, getattr(saved, name))
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     import torch
 
@@ -330,8 +349,11 @@ def preflight(cfg: TrainConfig) -> list[str]:
     from deblurcli.losses import VGG19_FILENAME, default_vgg19_path
 
     cfg.validate()
-    if cfg.resume and not list_checkpoints(cfg.out):
-        raise TrainError(f"--resume: no checkpoint in {checkpoint_dir(cfg.out)}")
+    if cfg.resume:
+        found = list_checkpoints(cfg.out)
+        if not found:
+            raise TrainError(f"--resume: no checkpoint in {checkpoint_dir(cfg.out)}")
+        apply_recipe(cfg, read_checkpoint_config(found[-1]))
     if not cfg.resume and list_checkpoints(cfg.out):
         raise TrainError(f"{cfg.out} already holds checkpoints; use --resume to continue, or another --out")
     if cfg.content == "perceptual":
@@ -452,9 +474,8 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
         if not found:
             raise TrainError(f"--resume: no checkpoint in {checkpoint_dir(out)}")
         ckpt = load_checkpoint(found[-1])
-        saved = TrainConfig.from_json(ckpt["config"])
-        for name in RECIPE_FIELDS:  # the experiment is the checkpoint's; the run options are ours
-            setattr(cfg, name, getattr(saved, name))
+        # The experiment is the checkpoint's; the run options (steps, intervals, device) are ours.
+        apply_recipe(cfg, TrainConfig.from_json(ckpt["config"]))
     cfg.validate()
     report = on_progress if (rank == 0 and on_progress is not None) else (lambda e: None)
 
