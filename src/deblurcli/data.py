@@ -1,0 +1,265 @@
+"""Training data: pair folders and folders of sharp photos -> random (blurred, sharp) crops.
+
+Each ``--data`` folder is one *source*, recognised in this order:
+
+1. a pair layout that :func:`deblurcli.layouts.scan_pairs` knows: a ``deblur make-pairs`` folder
+   (``blurred/`` + ``targets/``), flat ``blur/`` + ``sharp/``, or GoPro
+   (``<root>/{train,test}/<scene>/{blur,sharp}``);
+2. otherwise a folder of (sharp) photos, searched recursively: each training sample is a random crop
+   of a photo blurred on the fly by the stills engine (:func:`deblurcli.pairs.synthesize_from_still`).
+
+Validation split: a GoPro root with both splits trains on ``train/`` and validates on ``test/``;
+any other source holds out a fixed, seed-independent fraction of its items (at least one when it has
+two or more), so the held-out images never change between runs or on ``--resume``. Validation pairs of
+a photo source are synthesized once with a fixed seed, so the numbers compare across steps and runs.
+
+Randomness: a sample's crop, flips and synthetic blur come from ``numpy.random.default_rng((seed,
+epoch, index))``, so they do not depend on the number of loader workers or processes, and a resumed
+run sees the very samples it would have seen.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from deblurcli.errors import DatasetError
+
+#: Salt of the fixed validation hold-out permutation (independent of --seed on purpose).
+_VAL_SALT = 0x5EED
+#: Seed of the synthetic validation pairs of photo sources.
+_VAL_SYNTH_SEED = 20240601
+
+
+@dataclass(frozen=True)
+class Item:
+    """One training/validation item: a blurred/sharp file pair, or a sharp photo (``blurred=None``)."""
+
+    sharp: Path
+    name: str
+    blurred: Optional[Path] = None
+
+    @property
+    def synthetic(self) -> bool:
+        """True when the blur is synthesized from the sharp photo."""
+        return self.blurred is None
+
+
+@dataclass
+class Source:
+    """One ``--data`` folder: its layout and its train / validation items."""
+
+    root: Path
+    layout: str  #: "gopro", "make-pairs", "flat" or "stills"
+    train: list[Item] = field(default_factory=list)
+    val: list[Item] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for the run summary."""
+        kind = "sharp photos, blurred on the fly" if self.layout == "stills" else f"{self.layout} pairs"
+        return f"{self.root}: {len(self.train)} train + {len(self.val)} val ({kind})"
+
+
+def _image_files(root: Path) -> list[Path]:
+    from deblurcli.images import EXTENSIONS
+
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith("."))
+
+
+def _hold_out(items: list[Item], fraction: float) -> tuple[list[Item], list[Item]]:
+    """Split items into (train, val) by a permutation that depends only on the item names."""
+    if fraction <= 0 or len(items) < 2:
+        return items, []
+    n_val = min(len(items) - 1, max(1, round(fraction * len(items))))
+    order = sorted(items, key=lambda it: zlib.crc32(f"{_VAL_SALT}:{it.name}".encode()))
+    val_names = {it.name for it in order[:n_val]}
+    return [it for it in items if it.name not in val_names], [it for it in items if it.name in val_names]
+
+
+def open_source(root: str | Path, *, val_fraction: float = 0.05, blur_dir: str = "blur") -> Source:
+    """Recognise one ``--data`` folder (see the module docstring) and split it.
+
+    Raises:
+        DatasetError: missing folder, or neither a pair layout nor any image inside.
+    """
+    from deblurcli.layouts import scan_pairs
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder")
+    try:
+        scan = scan_pairs(root, blur_dir=blur_dir)
+    except DatasetError:
+        scan = None
+    if scan is not None and scan.pairs:
+        items = [Item(sharp=p.sharp, blurred=p.blurred, name=p.name) for p in scan.pairs]
+        if scan.layout == "gopro" and (root / "train").is_dir() and (root / "test").is_dir():
+            train = [Item(sharp=p.sharp, blurred=p.blurred, name=p.name) for p in scan_pairs(root, blur_dir=blur_dir, split="train").pairs]
+            return Source(root, "gopro", train=train, val=items if val_fraction > 0 else [])
+        train, val = _hold_out(items, val_fraction)
+        return Source(root, scan.layout, train=train, val=val)
+    photos = _image_files(root)
+    if not photos:
+        raise DatasetError(
+            f"{root}: no training data (expected blurred/+targets/, blur/+sharp/, a GoPro folder, or sharp photos)"
+        )
+    items = [Item(sharp=p, name=p.relative_to(root).with_suffix("").as_posix()) for p in photos]
+    train, val = _hold_out(items, val_fraction)
+    return Source(root, "stills", train=train, val=val)
+
+
+def open_sources(roots: list[str | Path], *, val_fraction: float = 0.05) -> list[Source]:
+    """:func:`open_source` for every ``--data`` folder; item names are prefixed to stay unique."""
+    if not roots:
+        raise DatasetError("no --data folder given")
+    sources = [open_source(r, val_fraction=val_fraction) for r in roots]
+    if len(sources) > 1:
+        for i, s in enumerate(sources):
+            s.train = [Item(it.sharp, f"{i}:{it.name}", it.blurred) for it in s.train]
+            s.val = [Item(it.sharp, f"{i}:{it.name}", it.blurred) for it in s.val]
+    return sources
+
+
+# --------------------------------------------------------------------------------------- pixels
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from deblurcli.images import read_image
+
+    return read_image(path).rgb_float()
+
+
+def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
+    """Mirror-pad (H, W, 3) so both sides are at least ``size``."""
+    import cv2
+
+    h, w = a.shape[:2]
+    ph, pw = max(0, size - h), max(0, size - w)
+    if ph == 0 and pw == 0:
+        return a
+    # BORDER_REFLECT_101 needs pad < side; tiny images fall back to edge replication.
+    mode = cv2.BORDER_REFLECT_101 if ph < h and pw < w else cv2.BORDER_REPLICATE
+    return cv2.copyMakeBorder(a, 0, ph, 0, pw, mode)
+
+
+def _synthesize(sharp_crop: np.ndarray, rng: np.random.Generator, max_blur: float) -> tuple[np.ndarray, np.ndarray]:
+    from deblurcli.pairs import synthesize_from_still
+
+    s = synthesize_from_still(np.ascontiguousarray(sharp_crop, dtype=np.float32), rng, max_blur=max_blur)
+    return s.blurred, s.sharp
+
+
+def load_pair(item: Item) -> tuple[np.ndarray, np.ndarray]:
+    """Full-size (blurred, sharp) float32 arrays of a file pair.
+
+    Raises:
+        DatasetError: the two files have different sizes.
+    """
+    assert item.blurred is not None
+    b, s = _read_rgb(item.blurred), _read_rgb(item.sharp)
+    if b.shape != s.shape:
+        raise DatasetError(f"{item.blurred}: size {b.shape[1]}x{b.shape[0]} differs from {item.sharp} ({s.shape[1]}x{s.shape[0]})")
+    return b, s
+
+
+class TrainDataset:
+    """Random crops (same window in both images) with random horizontal/vertical flips.
+
+    A ``torch.utils.data.Dataset`` by duck typing (``__len__``/``__getitem__``), so this module
+    imports torch only when items are produced. Call :meth:`set_epoch` before each epoch (before the
+    loader's iterator is created: workers receive a copy of the dataset).
+
+    Args:
+        items: training items.
+        crop: crop side in pixels (images smaller than that are mirror-padded).
+        seed: base seed of the per-sample generators.
+        flip: random flips.
+        max_blur: longest streak of synthetic blur, px at crop size (photo sources).
+    """
+
+    def __init__(self, items: list[Item], *, crop: int, seed: int = 0, flip: bool = True, max_blur: float = 60.0) -> None:
+        if crop < 16:
+            raise ValueError(f"crop must be at least 16 px, got {crop}")
+        self.items = list(items)
+        self.crop = crop
+        self.seed = seed
+        self.flip = flip
+        self.max_blur = max_blur
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (blurred, sharp) (crop, crop, 3) float32 arrays of item ``index`` this epoch."""
+        item = self.items[index]
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        c = self.crop
+        if item.synthetic:
+            sharp = _pad_to(_read_rgb(item.sharp), c)
+            y, x = rng.integers(0, sharp.shape[0] - c + 1), rng.integers(0, sharp.shape[1] - c + 1)
+            blurred, sharp = _synthesize(sharp[y : y + c, x : x + c], rng, self.max_blur)
+        else:
+            blurred, sharp = load_pair(item)
+            blurred, sharp = _pad_to(blurred, c), _pad_to(sharp, c)
+            y, x = rng.integers(0, sharp.shape[0] - c + 1), rng.integers(0, sharp.shape[1] - c + 1)
+            blurred, sharp = blurred[y : y + c, x : x + c], sharp[y : y + c, x : x + c]
+        if self.flip:
+            if rng.random() < 0.5:
+                blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
+            if rng.random() < 0.5:
+                blurred, sharp = blurred[::-1], sharp[::-1]
+        return np.ascontiguousarray(blurred), np.ascontiguousarray(sharp)
+
+    def __getitem__(self, index: int):  # -> tuple[torch.Tensor, torch.Tensor]
+        import torch
+
+        b, s = self.sample(index)
+        return torch.from_numpy(b).permute(2, 0, 1), torch.from_numpy(s).permute(2, 0, 1)
+
+
+def _center_crop(a: np.ndarray, size: int, multiple: int) -> np.ndarray:
+    h, w = a.shape[:2]
+    th = min(h, size) if size > 0 else h
+    tw = min(w, size) if size > 0 else w
+    th, tw = max(multiple, th - th % multiple), max(multiple, tw - tw % multiple)
+    y, x = (h - th) // 2, (w - tw) // 2
+    return a[y : y + th, x : x + tw]
+
+
+def load_validation(
+    items: list[Item], *, count: int = 16, crop: int = 256, max_blur: float = 60.0, multiple: int = 16
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The validation set, loaded once: up to ``count`` items (evenly spread), center-cropped.
+
+    Args:
+        items: held-out items.
+        count: how many to keep (0 = all).
+        crop: center-crop side (0 = whole image); sides are rounded down to ``multiple``.
+        max_blur: synthetic blur of photo items (drawn with a fixed seed per item).
+        multiple: crop sides are multiples of this (models pad anyway; this keeps borders honest).
+
+    Returns:
+        A list of (name, blurred, sharp) float32 (H, W, 3) arrays.
+    """
+    if count and len(items) > count:
+        picks = np.linspace(0, len(items) - 1, count).round().astype(int)
+        items = [items[i] for i in sorted(set(picks.tolist()))]
+    out = []
+    for i, item in enumerate(items):
+        if item.synthetic:
+            sharp = _center_crop(_pad_to(_read_rgb(item.sharp), 16), crop, multiple)
+            rng = np.random.default_rng((_VAL_SYNTH_SEED, zlib.crc32(item.name.encode())))
+            blurred, sharp = _synthesize(sharp, rng, max_blur)
+        else:
+            blurred, sharp = (_pad_to(a, 16) for a in load_pair(item))
+            blurred, sharp = _center_crop(blurred, crop, multiple), _center_crop(sharp, crop, multiple)
+        out.append((item.name, np.ascontiguousarray(blurred), np.ascontiguousarray(sharp)))
+    return out

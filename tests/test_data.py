@@ -1,0 +1,113 @@
+"""Training data: layouts -> sources, the fixed validation hold-out, deterministic crops/flips, stills."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import textured_rgb
+from deblurcli.data import Item, TrainDataset, load_validation, open_source, open_sources
+from deblurcli.errors import DatasetError
+
+
+def _write(path: Path, rgb8: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb8, cv2.COLOR_RGB2BGR))
+
+
+def _pair_folder(root: Path, blur: str, sharp: str, n: int, size: tuple[int, int] = (40, 48), same: bool = False) -> Path:
+    for i in range(n):
+        s = textured_rgb(*size, seed=i)
+        b = s if same else cv2.GaussianBlur(s, (5, 5), 2)
+        _write(root / blur / f"im{i:02d}.png", b)
+        _write(root / sharp / f"im{i:02d}.png", s)
+    return root
+
+
+def test_layouts_are_recognised_and_split(tmp_path: Path) -> None:
+    mp = open_source(_pair_folder(tmp_path / "mp", "blurred", "targets", 20), val_fraction=0.1)
+    assert mp.layout == "make-pairs" and len(mp.train) == 18 and len(mp.val) == 2
+    assert not {i.name for i in mp.train} & {i.name for i in mp.val}
+    flat = open_source(_pair_folder(tmp_path / "flat", "blur", "sharp", 3), val_fraction=0.05)
+    assert flat.layout == "flat" and len(flat.val) == 1 and len(flat.train) == 2  # at least one held out
+    # GoPro with both splits: train/ trains, test/ validates.
+    g = tmp_path / "gopro"
+    _pair_folder(g / "train" / "GOPR0001_00", "blur", "sharp", 3)
+    _pair_folder(g / "test" / "GOPR0002_00", "blur", "sharp", 2)
+    gopro = open_source(g)
+    assert gopro.layout == "gopro"
+    assert all("/train/" in str(i.blurred) for i in gopro.train) and len(gopro.train) == 3
+    assert all("/test/" in str(i.blurred) for i in gopro.val) and len(gopro.val) == 2
+    # Sharp photos (any nesting): blurred on the fly.
+    for i in range(4):
+        _write(tmp_path / "photos" / ("a" if i % 2 else "b") / f"p{i}.jpg", textured_rgb(40, 40, seed=i))
+    stills = open_source(tmp_path / "photos", val_fraction=0.25)
+    assert stills.layout == "stills" and len(stills.train) == 3 and len(stills.val) == 1
+    assert all(i.synthetic for i in stills.train)
+
+
+def test_hold_out_is_stable_and_names_stay_unique(tmp_path: Path) -> None:
+    root = _pair_folder(tmp_path / "mp", "blurred", "targets", 12)
+    a = open_source(root, val_fraction=0.25)
+    b = open_source(root, val_fraction=0.25)
+    assert [i.name for i in a.val] == [i.name for i in b.val]
+    both = open_sources([root, root], val_fraction=0.25)
+    names = [i.name for s in both for i in s.train]
+    assert len(names) == len(set(names)) == 18
+
+
+def test_bad_folders_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="no such folder"):
+        open_source(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no training data"):
+        open_source(tmp_path / "empty")
+    with pytest.raises(DatasetError, match="no --data"):
+        open_sources([])
+
+
+def test_crops_share_the_window_and_are_deterministic(tmp_path: Path) -> None:
+    # blurred == sharp on disk: any misaligned crop or flip would make the two crops differ.
+    root = _pair_folder(tmp_path / "mp", "blurred", "targets", 3, size=(50, 70), same=True)
+    src = open_source(root, val_fraction=0)
+    ds = TrainDataset(src.train, crop=32, seed=1)
+    b, s = ds.sample(0)
+    assert b.shape == (32, 32, 3) and b.dtype == np.float32
+    np.testing.assert_array_equal(b, s)
+    again = TrainDataset(src.train, crop=32, seed=1).sample(0)[0]
+    np.testing.assert_array_equal(b, again)  # same (seed, epoch, index) -> same sample
+    ds.set_epoch(1)
+    assert not np.array_equal(ds.sample(0)[0], b)  # a new epoch draws a new crop
+    t_b, t_s = ds[0]
+    assert tuple(t_b.shape) == (3, 32, 32) and tuple(t_s.shape) == (3, 32, 32)
+
+
+def test_small_images_are_padded_and_mismatched_pairs_rejected(tmp_path: Path) -> None:
+    root = _pair_folder(tmp_path / "mp", "blurred", "targets", 1, size=(20, 24))
+    ds = TrainDataset(open_source(root, val_fraction=0).train, crop=32)
+    assert ds.sample(0)[0].shape == (32, 32, 3)
+    _write(root / "blurred" / "im00.png", textured_rgb(22, 24))
+    with pytest.raises(DatasetError, match="differs"):
+        ds.sample(0)
+
+
+def test_stills_items_are_blurred_on_the_fly(tmp_path: Path) -> None:
+    _write(tmp_path / "p.png", textured_rgb(64, 64, seed=3))
+    ds = TrainDataset([Item(sharp=tmp_path / "p.png", name="p")], crop=48, seed=0, flip=False, max_blur=12)
+    b, s = ds.sample(0)
+    assert b.shape == s.shape == (48, 48, 3)
+    assert np.abs(b - s).mean() > 0.005  # blurred differs from sharp
+    val1 = load_validation([Item(sharp=tmp_path / "p.png", name="p")], crop=32, max_blur=12)
+    val2 = load_validation([Item(sharp=tmp_path / "p.png", name="p")], crop=32, max_blur=12)
+    np.testing.assert_array_equal(val1[0][1], val2[0][1])  # fixed-seed validation pairs
+    assert val1[0][1].shape == (32, 32, 3)
+
+
+def test_validation_count_and_crop(tmp_path: Path) -> None:
+    src = open_source(_pair_folder(tmp_path / "mp", "blurred", "targets", 10, size=(40, 56)), val_fraction=0.5)
+    val = load_validation(src.val, count=3, crop=0, multiple=16)
+    assert len(val) == 3
+    assert all(b.shape == (32, 48, 3) for _, b, _ in val)  # whole image rounded down to x16

@@ -1,0 +1,266 @@
+"""Training: schedule, resume continuity, SIGKILL + resume, the CLI, and a real 2-process gloo run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import ROOT, textured_rgb
+from deblurcli.train import TrainConfig, TrainEvent, list_checkpoints, load_checkpoint, lr_factor, plot_metrics, read_metrics, train
+
+# Tiny networks and crops: a step (5 critic updates + 1 generator update) takes a few ms.
+TINY = ["--crop", "32", "--hparam", "ngf=4", "--hparam", "n_blocks=1", "--critic-hparam", "ndf=4", "--content", "l1fft",
+        "--workers", "0", "--device", "cpu", "--val-count", "2", "--val-crop", "32", "--log-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A make-pairs folder of 10 small pairs (blurred = Gaussian-blurred texture)."""
+    root = tmp_path_factory.mktemp("pairs")
+    for sub in ("blurred", "targets"):
+        (root / sub).mkdir()
+    for i in range(10):
+        s = textured_rgb(40, 48, seed=i)
+        b = cv2.GaussianBlur(s, (7, 7), 2.5)
+        cv2.imwrite(str(root / "targets" / f"p{i}.png"), s[..., ::-1])
+        cv2.imwrite(str(root / "blurred" / f"p{i}.png"), b[..., ::-1])
+    return root
+
+
+def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(
+        data=[str(data)], out=str(out), steps=40, crop=32, content="l1fft", workers=0, device="cpu",
+        hparams={"ngf": 4, "n_blocks": 1}, critic_hparams={"ndf": 4}, save_every=5, val_every=20,
+        log_every=1, val_count=2, val_crop=32,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _train_rows(out: Path) -> dict[int, dict]:
+    return {r["step"]: r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train"}
+
+
+LOSSES = ("g_loss", "g_content", "g_adv", "d_loss", "wasserstein", "gp")
+
+
+def test_lr_schedule_constant_then_linear() -> None:
+    f = [lr_factor(s, 10, 0.5) for s in range(10)]
+    assert f[:5] == [1.0] * 5 and f[5:] == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
+    assert lr_factor(0, 4, 1.0) == 1.0 and lr_factor(3, 4, 0.0) == pytest.approx(0.25)
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def straight(pairs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted 40-step run: the reference that interrupted + resumed runs must equal."""
+    out = tmp_path_factory.mktemp("straight")
+    result = train(_cfg(pairs_dir, out))
+    assert result["steps"] == 40 and Path(result["model"]).is_file()
+    return out
+
+
+def test_resume_after_a_crash_continues_exactly(pairs_dir: Path, straight: Path, tmp_path: Path) -> None:
+    crashed = tmp_path / "crashed"
+
+    def crash_at_25(e: TrainEvent) -> None:
+        if e.kind == "step" and e.step == 23:
+            raise _Crash  # dies mid-run, after the step-25 checkpoint (saved before the report)
+
+    with pytest.raises(_Crash):
+        train(_cfg(pairs_dir, crashed), crash_at_25)
+    assert list_checkpoints(crashed)[-1].name == "step_0000020.pt"  # 23 is not a multiple of 5
+    events: list[TrainEvent] = []
+    train(_cfg(pairs_dir, crashed, resume=True), events.append)
+    assert events[0].kind == "start" and events[0].info["resumed_from"] == 20
+    a, b = _train_rows(straight), _train_rows(crashed)
+    assert sorted(b) == list(range(1, 41))  # rows 21-23 of the crashed attempt were dropped
+    for step in range(1, 41):  # bit-identical losses and learning rates: same data, RNG, optimiser state
+        for k in (*LOSSES, "lr"):
+            assert a[step][k] == b[step][k], (step, k)
+    ga = load_checkpoint(list_checkpoints(straight)[-1])["generator"]
+    gb = load_checkpoint(list_checkpoints(crashed)[-1])["generator"]
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+
+
+def test_resume_20_then_40_keeps_counting_and_schedule(pairs_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(_cfg(pairs_dir, out, steps=20, save_every=0, decay_start=0.5))
+    ck = load_checkpoint(list_checkpoints(out)[-1])  # weights_only=True
+    assert ck["step"] == 20 and ck["config"]["steps"] == 20 and ck["opt_d"] is not None and len(ck["rng"]) == 1
+    train(_cfg(pairs_dir, out, steps=40, save_every=0, resume=True))
+    rows = _train_rows(out)
+    assert sorted(rows) == list(range(1, 41))
+    # Steps 21-40 follow the 40-step schedule (constant to 20, then linear), steps 1-20 the 20-step one.
+    for s in range(21, 41):
+        assert rows[s]["lr"] == pytest.approx(1e-4 * lr_factor(s - 1, 40, 0.5))
+    assert rows[20]["lr"] == pytest.approx(1e-4 * lr_factor(19, 20, 0.5))
+    assert load_checkpoint(list_checkpoints(out)[-1])["step"] == 40
+    vals = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "val"]
+    assert [v["step"] for v in vals] == [20, 40]
+    assert vals[0]["val_psnr_blurred"] == vals[1]["val_psnr_blurred"] > 10  # the same held-out images
+
+
+def test_no_gan_and_no_laplacian(pairs_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "nogan"
+    train(_cfg(pairs_dir, out, steps=3, gan=False, laplacian=False, save_every=0))
+    rows = _train_rows(out)
+    assert "d_loss" not in rows[3] and rows[3]["g_adv"] == 0.0
+    ck = load_checkpoint(list_checkpoints(out)[-1])
+    assert ck["critic"] is None and ck["generator"]["net.1.weight"].shape[1] == 3  # RGB only
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "src")
+    env["OMP_NUM_THREADS"] = "1"  # the in-process reference runs with 1 thread too (conftest)
+    return env
+
+
+def test_cli_sigkill_then_resume(pairs_dir: Path, straight: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "deblurcli", "train", "--data", str(pairs_dir), "--out", str(out),
+           "--steps", "40", "--save-every", "5", "--val-every", "20", *TINY]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoints" / "step_0000015.pt").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()  # type: ignore[union-attr]
+    last = list_checkpoints(out)[-1]
+    killed_at = load_checkpoint(last)["step"]
+    assert 15 <= killed_at < 40
+
+    # Resume without repeating the recipe: --content l1fft and the tiny sizes come from the checkpoint
+    # (the default --content perceptual would otherwise ask for VGG19 weights).
+    resume_cmd = [a for a in cmd if a not in ("--content", "l1fft")] + ["--resume", "--json"]
+    res = subprocess.run(resume_cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    assert lines[0]["kind"] == "start" and lines[0]["resumed_from"] == killed_at
+    assert lines[-1]["kind"] == "done" and lines[-1]["steps"] == 40
+    # The killed-and-resumed run equals an uninterrupted one, step for step.
+    a, b = _train_rows(straight), _train_rows(out)
+    assert sorted(b) == list(range(1, 41))
+    for step in range(1, 41):
+        assert [a[step][k] for k in LOSSES] == [b[step][k] for k in LOSSES], step
+    # Export: loadable by deblur fix's loader, with the recipe in its metadata; plot written.
+    from deblurcli.weights import load_model
+
+    model, info = load_model(out / "model.safetensors")
+    assert info.architecture == "deblurgan" and info.hyperparameters["ngf"] == 4
+    assert json.loads(info.metadata["recipe"])["label_noise"] == 0.1 and info.metadata["trained_steps"] == "40"
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_two_process_gloo_keeps_ranks_identical(pairs_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "deblurcli", "train", "--data", str(pairs_dir), "--out", str(out),
+           "--steps", "6", "--save-every", "3", "--val-every", "0", "--procs", "2", *TINY]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = read_metrics(out / "metrics.jsonl")
+    checks = [r for r in rows if r["kind"] == "checkpoint"]
+    assert [c["step"] for c in checks] == [3, 6]
+    assert all(c["rank_param_max_diff"] == 0.0 for c in checks)  # bit-identical across ranks
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert len(train_rows) == 6 and all(r["gp"] > 0 for r in train_rows)  # the penalty was on
+    ck = load_checkpoint(list_checkpoints(out)[-1])
+    assert ck["world_size"] == 2 and len(ck["rng"]) == 2
+    assert not torch.equal(ck["rng"][0]["torch"], ck["rng"][1]["torch"])  # ranks drew their own noise
+
+
+def _ddp_grad_worker(rank: int, port: int, result_path: str) -> None:
+    """Critic gradient under DDP (2 ranks x 2 samples) vs the same loss on the full 4-sample batch."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from deblurcli.losses import critic_loss
+    from deblurcli.models import create_model
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    critic = create_model("patchgan", ndf=4)
+    reference = create_model("patchgan", ndf=4)
+    reference.load_state_dict(critic.state_dict())
+    g = torch.Generator().manual_seed(123)  # the same stream on both ranks: each takes its half
+    real, fake = torch.rand(4, 3, 32, 32, generator=g), torch.rand(4, 3, 32, 32, generator=g)
+    alpha, signs = torch.rand(4, generator=g), torch.tensor([1.0, -1.0, 1.0, 1.0])
+    half = slice(2 * rank, 2 * rank + 2)
+    ddp = DDP(critic)
+    critic_loss(ddp, real[half], fake[half], alpha=alpha[half], signs=signs[half]).loss.backward()
+    critic_loss(reference, real, fake, alpha=alpha, signs=signs).loss.backward()
+    err = max(float((a.grad - b.grad).abs().max()) for a, b in zip(critic.parameters(), reference.parameters()))
+    scale = max(float(b.grad.abs().max()) for b in reference.parameters())
+    if rank == 0:
+        Path(result_path).write_text(json.dumps({"err": err, "scale": scale}))
+    dist.destroy_process_group()
+
+
+def test_ddp_critic_gradient_equals_full_batch_gradient(tmp_path: Path) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = tmp_path / "grad.json"
+    # fork: the children inherit the imported modules (a spawn would re-import torch twice).
+    mp.start_processes(_ddp_grad_worker, args=(port, str(result)), nprocs=2, join=True, start_method="fork")
+    r = json.loads(result.read_text())
+    assert r["scale"] > 1e-3
+    assert r["err"] <= 1e-5 * r["scale"]
+
+
+runner = CliRunner()
+
+
+def test_cli_refuses_before_starting(pairs_dir: Path, tmp_path: Path) -> None:
+    from deblurcli.cli import app
+
+    out = tmp_path / "x"
+    base = ["train", "--data", str(pairs_dir), "--out", str(out), "--steps", "2", *TINY]
+    r = runner.invoke(app, [*[a for a in base if a not in ("--device", "cpu")], "--gpus", "2"])
+    assert r.exit_code == 2 and "--gpus 2: this machine has 0 CUDA devices" in r.output
+    assert not out.exists()  # nothing started, nothing written
+    r = runner.invoke(app, [*base, "--resume"])
+    assert r.exit_code == 2 and "no checkpoint" in r.output
+    no_vgg = [a for a in base if a not in ("--content", "l1fft")] + ["--vgg-weights", str(tmp_path / "none.pth")]
+    r = runner.invoke(app, no_vgg)
+    assert r.exit_code == 1 and "--content l1fft" in r.output
+    r = runner.invoke(app, ["train", "--data", str(tmp_path / "nowhere"), "--out", str(out), "--steps", "2", *TINY])
+    assert r.exit_code == 1 and "no such folder" in r.output
+    r = runner.invoke(app, [*base, "--hparam", "ngf"])
+    assert r.exit_code == 2
+    assert not out.exists()
+
+
+def test_plot_from_metrics(tmp_path: Path) -> None:
+    m = tmp_path / "metrics.jsonl"
+    rows = [{"kind": "train", "step": s, "g_content": 1 / s, "wasserstein": 0.1 * s, "g_adv": -s, "gp": 1.0} for s in range(1, 30)]
+    rows += [{"kind": "val", "step": s, "val_psnr": 20 + s / 10, "val_psnr_blurred": 22.0} for s in (10, 20, 29)]
+    m.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
+    png = plot_metrics(m, tmp_path / "curves.png")
+    from PIL import Image
+
+    im = np.asarray(Image.open(png).convert("RGB"))
+    assert im.shape[0] == 4 * 180 and (im != 255).any(axis=2).mean() > 0.01  # four panels, something drawn
