@@ -123,6 +123,10 @@ class NAFNetGenerator(nn.Module):
         self.pad_multiple = 2 ** len(enc_blocks)
         self.intro = nn.Conv2d(4 if laplacian else 3, width, 3, padding=1)
         self.ending = nn.Conv2d(width, 3, 3, padding=1)
+        # Zero-initialised: the untrained network is the identity through the global residual (see
+        # the DeblurGAN generator), which starts training at the blurred input's PSNR.
+        nn.init.zeros_(self.ending.weight)
+        nn.init.zeros_(self.ending.bias)
         self.encoders = nn.ModuleList()
         self.downs = nn.ModuleList()
         self.ups = nn.ModuleList()
