@@ -399,6 +399,16 @@ def _linear(rgb8: np.ndarray, lut: np.ndarray) -> np.ndarray:
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """round(clip(x, 0, 1) * 255) as uint8, rounding half to even (as ``np.rint``)."""
+    import cv2
+
+    if x.dtype == np.float32 and x.flags.c_contiguous and x.ndim in (2, 3):
+        # OpenCV: clipped to [0, 1] (two cheap passes), then x*255 rounded (half to even); the
+        # same bytes as the NumPy expression below (checked on ±inf, boundaries) at under half its
+        # cost: np.clip alone took 40% of it. Viewed as one 2-D channel, so that the scalar bounds
+        # apply to every colour (OpenCV would read a number as a Scalar of the first channel only).
+        flat = x.reshape(x.shape[0], -1)
+        return cv2.convertScaleAbs(cv2.min(cv2.max(flat, 0.0), 1.0), alpha=255.0).reshape(x.shape)
     return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
