@@ -383,13 +383,32 @@ def average_frames(frames: list[np.ndarray], gamma: float = DEFAULT_GAMMA, *, ta
     if not frames:
         raise ValueError("average_frames needs at least one frame")
     lut = linear_table(gamma) if table is None else table
-    acc = np.zeros(frames[0].shape, np.float32)
-    for f in frames:
-        acc += lut[f]
-    return _to_uint8(cv2.pow(acc * np.float32(1.0 / len(frames)), 1.0 / gamma))
+    acc = _linear(frames[0], lut)
+    for f in frames[1:]:
+        acc += _linear(f, lut)
+    acc *= np.float32(1.0 / len(frames))
+    return _to_uint8(cv2.pow(acc, 1.0 / gamma))
+
+
+def _linear(rgb8: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """``lut[rgb8]`` as float32, through OpenCV's LUT: the same values as NumPy's fancy indexing at
+    a third of the cost (averaging a window was mostly this table look-up)."""
+    import cv2
+
+    return cv2.LUT(np.ascontiguousarray(rgb8), np.ascontiguousarray(lut, dtype=np.float32).reshape(1, 256))
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """round(clip(x, 0, 1) * 255) as uint8, rounding half to even (as ``np.rint``)."""
+    import cv2
+
+    if x.dtype == np.float32 and x.flags.c_contiguous and x.ndim in (2, 3):
+        # OpenCV: clipped to [0, 1] (two cheap passes), then x*255 rounded (half to even); the
+        # same bytes as the NumPy expression below (checked on ±inf, boundaries) at under half its
+        # cost: np.clip alone took 40% of it. Viewed as one 2-D channel, so that the scalar bounds
+        # apply to every colour (OpenCV would read a number as a Scalar of the first channel only).
+        flat = x.reshape(x.shape[0], -1)
+        return cv2.convertScaleAbs(cv2.min(cv2.max(flat, 0.0), 1.0), alpha=255.0).reshape(x.shape)
     return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
@@ -407,25 +426,53 @@ class _Interpolator:
 
         self.k = k
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._grid_cache: np.ndarray | None = None
 
     def between(self, a8: np.ndarray, b8: np.ndarray, a_lin: np.ndarray, b_lin: np.ndarray) -> list[np.ndarray]:
+        import cv2
+
+        return [f.copy() for f in self.frames(a8, b8, a_lin, b_lin)]
+
+    def frames(self, a8: np.ndarray, b8: np.ndarray, a_lin: np.ndarray, b_lin: np.ndarray):
+        """:meth:`between` as a generator that reuses its buffers: each frame yielded is valid only
+        until the next one is asked for (add it to an accumulator, don't keep it)."""
         import cv2
 
         ga = cv2.cvtColor(a8, cv2.COLOR_RGB2GRAY)
         gb = cv2.cvtColor(b8, cv2.COLOR_RGB2GRAY)
         f01 = self.dis.calc(ga, gb, None)
         f10 = self.dis.calc(gb, ga, None)
-        h, w = ga.shape
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        out = []
+        grid = self._grid(*ga.shape)
+        # Preallocated buffers: the per-frame arithmetic is the same float32 operations, in the same
+        # order, as the plain expressions -(1-t)t·F01 + t²·F10 etc.; fresh temporaries of these sizes
+        # cost more in allocation and page faults than the arithmetic itself.
+        tmp, map0, map1 = np.empty_like(f01), np.empty_like(f01), np.empty_like(f01)
+        w0, w1 = np.empty_like(a_lin), np.empty_like(b_lin)
         for j in range(1, self.k + 1):
             t = j / (self.k + 1)
-            ft0 = -(1 - t) * t * f01 + t * t * f10
-            ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
-            w0 = cv2.remap(a_lin, gx + ft0[..., 0], gy + ft0[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            w1 = cv2.remap(b_lin, gx + ft1[..., 0], gy + ft1[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            out.append((1 - t) * w0 + t * w1)
-        return out
+            np.multiply(f01, -(1 - t) * t, out=map0)
+            np.multiply(f10, t * t, out=tmp)
+            np.add(map0, tmp, out=map0)  # F_t→0
+            np.add(grid, map0, out=map0)
+            np.multiply(f01, (1 - t) * (1 - t), out=map1)
+            np.multiply(f10, t * (1 - t), out=tmp)
+            np.subtract(map1, tmp, out=map1)  # F_t→1
+            np.add(grid, map1, out=map1)
+            # One two-channel map per warp (x, y interleaved): the same coordinates as two planes.
+            cv2.remap(a_lin, map0, None, cv2.INTER_LINEAR, dst=w0, borderMode=cv2.BORDER_REPLICATE)
+            cv2.remap(b_lin, map1, None, cv2.INTER_LINEAR, dst=w1, borderMode=cv2.BORDER_REPLICATE)
+            np.multiply(w0, 1 - t, out=w0)
+            np.multiply(w1, t, out=w1)
+            np.add(w0, w1, out=w0)
+            yield w0
+
+    def _grid(self, h: int, w: int) -> np.ndarray:
+        """(h, w, 2) float32 pixel coordinates (x, y), kept between calls."""
+        g = self._grid_cache
+        if g is None or g.shape[:2] != (h, w):
+            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            g = self._grid_cache = np.dstack([gx, gy])
+        return g
 
 
 def average_frames_interpolated(
@@ -439,11 +486,11 @@ def average_frames_interpolated(
         return average_frames(frames, gamma)
     interp = interpolator or _Interpolator(k)
     lut = linear_table(gamma)
-    lins = [lut[f] for f in frames]
+    lins = [_linear(f, lut) for f in frames]
     acc = lins[0].copy()
     count = 1
     for i in range(1, len(frames)):
-        for mid in interp.between(frames[i - 1], frames[i], lins[i - 1], lins[i]):
+        for mid in interp.frames(frames[i - 1], frames[i], lins[i - 1], lins[i]):
             acc += mid
             count += 1
         acc += lins[i]
@@ -460,17 +507,12 @@ def average_frames_interpolated(
 _THUMB = 192
 
 
-def _thumb(frame: np.ndarray) -> np.ndarray:
-    """Downscale to at most :data:`_THUMB` px. Bilinear, not area averaging: it costs a third as
-    much (area averaging at 640x360 took 40% of the time of decoding the frame), and the detectors
-    only use frame-wide means, which don't need an alias-free thumbnail."""
-    import cv2
-
-    h, w = frame.shape[:2]
-    if max(h, w) <= _THUMB:
-        return frame
-    s = _THUMB / max(h, w)
-    return cv2.resize(frame, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_LINEAR)
+def _fit(w: int, h: int, side: int | None) -> tuple[int, int]:
+    """(w, h) scaled so that the longer side is at most ``side`` (unchanged when it already is)."""
+    if side is None or max(w, h) <= side:
+        return w, h
+    s = side / max(w, h)
+    return max(1, round(w * s)), max(1, round(h * s))
 
 
 def _hsv_features(thumb: np.ndarray) -> np.ndarray:
@@ -766,13 +808,11 @@ def _prefixes(paths: "list[Path]") -> dict["Path", str]:
 def _resize_max_side(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
     import cv2
 
-    if max_side is None:
-        return rgb
     h, w = rgb.shape[:2]
-    if max(h, w) <= max_side:
+    size = _fit(w, h, max_side)
+    if size == (w, h):
         return rgb
-    s = max_side / max(h, w)
-    return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def _gray(rgb8: np.ndarray) -> np.ndarray:
@@ -857,10 +897,55 @@ def _count_frames(path: "Path") -> int:
 @dataclass
 class _Buffered:
     index: int
-    rgb: np.ndarray
     hsv: np.ndarray
     gray: np.ndarray  # thumbnail luma, float32
     time: float | None
+    frame: object | None  # the decoded av.VideoFrame, until converted to ``rgb``
+    rgb: np.ndarray | None = None  # full-size (after --max-side) RGB, made when a window needs it
+
+
+class _Frames:
+    """Turns decoded frames into what the pipeline needs, converting as little as possible.
+
+    Most frames are never part of a pair (100 pairs of 8 frames from a 900-frame video use under
+    every other frame, and rejected windows stop before averaging), so the full-size RGB
+    conversion (YUV -> RGB in swscale, about as costly as decoding itself) is done only when a
+    window is averaged (:meth:`rgb`). The detectors' thumbnails come straight from the decoded
+    frame: swscale scales and converts to a :data:`_THUMB`-px RGB image in one cheap step
+    (bilinear; the detectors only use frame-wide means). Frames no larger than a thumbnail are
+    converted at once and serve as their own thumbnail.
+    """
+
+    def __init__(self, max_side: int | None) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self.max_side = max_side
+        self.reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
+
+    def size(self, frame) -> tuple[int, int]:
+        """(width, height) of the RGB images (after ``max_side``)."""
+        return _fit(frame.width, frame.height, self.max_side)
+
+    def convert(self, frame) -> np.ndarray:
+        """Full-size 8-bit RGB of a decoded frame, downscaled to ``max_side`` (area averaging)."""
+        return _resize_max_side(frame.to_ndarray(format="rgb24"), self.max_side)
+
+    def thumb(self, frame) -> tuple[np.ndarray, np.ndarray | None]:
+        """(thumbnail, full RGB or None) of a decoded frame."""
+        w, h = self.size(frame)
+        if max(w, h) <= _THUMB:
+            rgb = self.convert(frame)
+            return rgb, rgb
+        tw, th = _fit(w, h, _THUMB)
+        small = self.reformatter.reformat(frame, width=tw, height=th, format="rgb24")
+        return small.to_ndarray(), None
+
+    def rgb(self, b: _Buffered) -> np.ndarray:
+        """The full RGB of a buffered frame (converted on first use, then kept)."""
+        if b.rgb is None:
+            b.rgb = self.convert(b.frame)
+            b.frame = None  # the decoded picture is no longer needed
+        return b.rgb
 
 
 def pairs_from_video(
@@ -924,6 +1009,7 @@ def pairs_from_video(
     result.cuts, result.flashes, result.blur_ratio = [], [], []
     lut = linear_table(cfg.gamma)
     interp = _Interpolator(k) if k else None
+    conv = _Frames(cfg.max_side)
 
     state = {"j": 0, "cand": firsts[0] if firsts else 0, "static_tries": 0}
 
@@ -986,7 +1072,7 @@ def pairs_from_video(
             next_stratum(s + 1)
             return
         window = [by_index(i) for i in range(s, e + 1)]
-        frames = [f.rgb for f in window]
+        frames = [conv.rgb(f) for f in window]
         if interp is not None:
             blurred = average_frames_interpolated(frames, k, cfg.gamma, interpolator=interp)
         else:
@@ -1046,16 +1132,15 @@ def pairs_from_video(
                         f"{path}: resolution changes mid-stream at frame {idx} "
                         f"({size0[0]}x{size0[1]} -> {frame.width}x{frame.height})"
                     )
-                rgb = _resize_max_side(frame.to_ndarray(format="rgb24"), cfg.max_side)
-                th = _thumb(rgb)
+                th, rgb = conv.thumb(frame)
                 hsv = _hsv_features(th)
                 g = _gray(th).astype(np.float32)
                 scores.append(content_score(prev_hsv, hsv) if prev_hsv is not None else 0.0)
                 luma.append(float(g.mean()))
                 prev_hsv = hsv
-                buf.append(_Buffered(idx, rgb, hsv, g, frame.time))
+                buf.append(_Buffered(idx, hsv, g, frame.time, None if rgb is not None else frame, rgb))
                 result.frames = idx + 1
-                result.size = (int(rgb.shape[1]), int(rgb.shape[0]))
+                result.size = conv.size(frame)
                 if idx - look >= 1:
                     classify(idx - look, idx)
                 while state["j"] < len(strata) and state["cand"] + m - 1 + look <= idx:

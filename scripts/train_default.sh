@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Train, evaluate and export the default model with the project's own commands.
+# The same script runs on a CPU or, unchanged, on a CUDA GPU (device picked by `deblur train`).
+#
+#   DATA=../shared/data OUT=runs/default scripts/train_default.sh
+#
+# Knobs (environment): DATA, OUT, STEPS (default: 200000 on CUDA, 6000 on CPU), CROP (256 / 128),
+# BATCH (8 / 4), ARCH + HPARAMS (the generator; default the nafnet-s shape), GAN (1 = the paper's
+# WGAN-GP + label noise, 0 = content loss only), LAPLACIAN (1 / 0, the ablation), MAX_BLUR (px).
+# Held out from training: the Kodak24 photos (a synthetic test set made here), one real video
+# (shaky_handheld.mp4) and Levin et al. 2009 (real camera shake with ground truth).
+set -euo pipefail
+DATA=${DATA:-../shared/data}
+OUT=${OUT:-runs/default}
+DEBLUR=${DEBLUR:-deblur}
+if python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  GPU=1; : "${STEPS:=200000}" "${CROP:=256}" "${BATCH:=8}" "${WORKERS:=8}"
+else
+  GPU=0; : "${STEPS:=6000}" "${CROP:=128}" "${BATCH:=4}" "${WORKERS:=0}"
+fi
+ARCH=${ARCH:-nafnet}
+HPARAMS=${HPARAMS:-"width=16 enc_blocks=[1,1,1,1] middle_blocks=1 dec_blocks=[1,1,1,1]"}
+GAN=${GAN:-0}
+LAPLACIAN=${LAPLACIAN:-1}
+MAX_BLUR=${MAX_BLUR:-60}
+mkdir -p "$OUT"
+echo "data $DATA, out $OUT, gpu $GPU, steps $STEPS, crop $CROP, batch $BATCH, arch $ARCH ($HPARAMS), gan $GAN, laplacian $LAPLACIAN"
+
+# 1. Real pairs from the shared videos (training) and from one held-out video (test).
+train_videos=("$DATA"/videos/shaky_forest_walk.mp4 "$DATA"/videos/slow_traffic_small.mp4
+              "$DATA"/videos/office_meeting_stock.mp4 "$DATA"/videos/vtest.avi)
+"$DEBLUR" make-pairs "${train_videos[@]}" -o "$OUT/pairs-train" --samples 100 --json > "$OUT/pairs-train.json"
+"$DEBLUR" make-pairs "$DATA/videos/shaky_handheld.mp4" -o "$OUT/pairs-test" --samples 40 --seed 1 --json > "$OUT/pairs-test.json"
+# 2. A held-out synthetic set: Kodak24 through the stills engine.
+"$DEBLUR" make-pairs --from-stills "$DATA/sharp/kodak24" -o "$OUT/stills-test" --max-blur "$MAX_BLUR" --seed 1 --json > "$OUT/stills-test.json"
+
+# 3. Train: sharp photos blurred on the fly (camera paths + moving objects) plus the video pairs.
+args=()
+for h in $HPARAMS; do args+=(--hparam "$h"); done
+[ "$GAN" = 1 ] || args+=(--no-gan)
+[ "$LAPLACIAN" = 1 ] || args+=(--no-laplacian)
+resume=()
+[ -d "$OUT/train/checkpoints" ] && resume=(--resume)
+"$DEBLUR" train \
+  --data "$DATA/sharp/bsds300_train200" --data "$DATA/sharp/t91" --data "$DATA/sharp/sun_hays80" \
+  --data "$DATA/sharp/urban100_subset" --data "$DATA/sharp/mcmaster18" --data "$OUT/pairs-train" \
+  --out "$OUT/train" --arch "$ARCH" "${args[@]}" --content l1fft --max-blur "$MAX_BLUR" \
+  --steps "$STEPS" --crop "$CROP" --batch-size "$BATCH" --workers "$WORKERS" \
+  --val-every 500 --save-every 250 --val-count 16 --val-crop 256 "${resume[@]}"
+
+# 4. Evaluate the exported model against the blurred inputs on every held-out set.
+model="$OUT/train/model.safetensors"
+for set in levin2009:"$DATA/levin2009" video:"$OUT/pairs-test" stills:"$OUT/stills-test"; do
+  name=${set%%:*}; path=${set#*:}
+  "$DEBLUR" evaluate "$path" --identity --json > "$OUT/eval-$name-identity.jsonl"
+  "$DEBLUR" evaluate "$path" --model "$model" --json --report "$OUT/report-$name" > "$OUT/eval-$name-model.jsonl"
+done
+# 5. Real camera-shake photos without ground truth: outputs and before|after pictures to look at.
+"$DEBLUR" fix "$DATA/real-blur" -o "$OUT/real-blur" --model "$model" --compare --force --json > "$OUT/real-blur.jsonl"
+echo "done: $OUT"
