@@ -34,6 +34,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     model = create_model("deblurgan", ngf=2, n_blocks=1)
+    # Untrained generators are the identity (zero last layer): perturb every weight so the outputs
+    # really differ from the inputs and the overwrite rules are tested on changed files.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
     return save_model(tmp_path_factory.mktemp("model") / "tiny.safetensors", model)
 
 
