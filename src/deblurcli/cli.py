@@ -102,26 +102,17 @@ def score(
     The score equals cv2.Laplacian(gray, cv2.CV_64F).var() with gray the BT.601 luma. Higher is
     sharper. Exit status: 0 all scored, 1 some files failed (the others are still scored), 2 usage.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
     from deblurcli.blur import score_image
-    from deblurcli.console import emit_json, err, error_line, out
+    from deblurcli.console import emit_json, err, error_line, out, progress_bar
     from deblurcli.images import read_image
     from deblurcli.inputs import expand_inputs
 
     items = expand_inputs(inputs, recursive=recursive)
     rows: list[dict[str, object]] = []
     failed = 0
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=len(items) < 2,
-    )
+    progress = progress_bar(disable=len(items) < 2)
     with progress:
         task = progress.add_task("scoring", total=len(items))
         for item in items:
@@ -256,11 +247,10 @@ def fix(
     """
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from deblurcli.blur import score_image
-    from deblurcli.console import emit_json, err, error_line, out
+    from deblurcli.console import emit_json, err, error_line, out, progress_bar
     from deblurcli.images import write_image
     from deblurcli.inputs import expand_inputs
     from deblurcli.registry import DEFAULT_MODEL
@@ -298,14 +288,7 @@ def fix(
 
     rows: list[dict[str, object]] = []
     failed = skipped = 0
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
+    progress = progress_bar(elapsed=True)
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -590,10 +573,10 @@ def make_pairs_cmd(
     """
     import statistics
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import TextColumn
     from rich.table import Table
 
-    from deblurcli.console import emit_json, err, error_line, out
+    from deblurcli.console import emit_json, err, error_line, out, progress_bar
     from deblurcli.inputs import expand_inputs
     from deblurcli.pairs import PairsConfig, PairsProgress, expand_video_inputs, make_pairs
 
@@ -608,15 +591,7 @@ def make_pairs_cmd(
         raise _fail(str(e), 2) from None
     items = expand_inputs(inputs, recursive=recursive) if from_stills else expand_video_inputs(inputs, recursive=recursive)
 
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
+    progress = progress_bar(TextColumn("{task.fields[info]}"))
     tasks: dict[int, object] = {}
     reported: set[int] = set()
 
@@ -795,19 +770,11 @@ def evaluate(
     ground truth, unreadable files or mismatched sizes are reported and left out. Exit status: 0 all
     scored, 1 some pairs failed, 2 usage or dataset error.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from deblurcli.console import emit_json, err, error_line
+    from deblurcli.console import emit_json, err, error_line, progress_bar
     from deblurcli.errors import DatasetError, InputError
 
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
+    progress = progress_bar()
     state: dict[str, object] = {}
 
     def on_progress(done: int, total: int, row: object) -> None:

@@ -42,3 +42,27 @@ def human_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"  # pragma: no cover
+
+
+def progress_bar(*extra: Any, elapsed: bool = False, disable: bool = False) -> Any:
+    """The commands' progress bar on stderr: description, bar, done/total, the ``extra`` rich
+    columns, then the time remaining (or the time elapsed); it disappears when done."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn() if elapsed else TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=disable,
+    )
