@@ -81,15 +81,8 @@ def score_image(image: "Image", *, max_side: int | None = None) -> float:
             averaging) so that its longer side is ``max_side``. Scores of downscaled copies are higher
             than full-size ones (blur shrinks with the image), so compare like with like.
     """
-    import cv2
+    from deblurcli.images import resize_max_side
 
-    gray = image.gray8()
-    if max_side is not None:
-        if max_side < 8:
-            raise ValueError(f"max_side must be at least 8, got {max_side}")
-        h, w = gray.shape
-        if max(h, w) > max_side:
-            s = max_side / max(h, w)
-            size = (max(1, round(w * s)), max(1, round(h * s)))
-            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    return blur_score(gray)
+    if max_side is not None and max_side < 8:
+        raise ValueError(f"max_side must be at least 8, got {max_side}")
+    return blur_score(resize_max_side(image.gray8(), max_side))

@@ -149,6 +149,18 @@ class Image:
         return self.with_rgb_float(t[0].detach().float().cpu().numpy().transpose(1, 2, 0))
 
 
+def resize_max_side(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
+    """A copy of an (H, W[, C]) array shrunk (area averaging) so its longer side is ``max_side``;
+    the array itself when it is already that small or ``max_side`` is ``None`` (never upscales)."""
+    import cv2
+
+    h, w = pixels.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return pixels
+    s = max_side / max(h, w)
+    return cv2.resize(pixels, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
 def max_pixels_from_env() -> int | None:
     """The decompression-bomb limit in force: ``DEBLUR_MAX_PIXELS`` if set (0 = no limit)."""
     raw = os.environ.get(MAX_PIXELS_ENV)
@@ -198,7 +210,7 @@ def read_image(path: str | Path, *, max_pixels: int | None | bool = True) -> Ima
         pil = _open_with_limit(data, limit)
     except UnidentifiedImageError:
         raise ImageError(path, "not an image Pillow or deblurcli can read") from None
-    except PILImage.DecompressionBombError as e:
+    except PILImage.DecompressionBombError:
         raise ImageTooLargeError(path, _too_large_message("the declared image size", limit)) from None
     except (struct.error, EOFError):
         raise ImageError(path, "truncated or corrupt image header") from None

@@ -429,8 +429,6 @@ class _Interpolator:
         self._grid_cache: np.ndarray | None = None
 
     def between(self, a8: np.ndarray, b8: np.ndarray, a_lin: np.ndarray, b_lin: np.ndarray) -> list[np.ndarray]:
-        import cv2
-
         return [f.copy() for f in self.frames(a8, b8, a_lin, b_lin)]
 
     def frames(self, a8: np.ndarray, b8: np.ndarray, a_lin: np.ndarray, b_lin: np.ndarray):
@@ -805,16 +803,6 @@ def _prefixes(paths: "list[Path]") -> dict["Path", str]:
     }
 
 
-def _resize_max_side(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
-    import cv2
-
-    h, w = rgb.shape[:2]
-    size = _fit(w, h, max_side)
-    if size == (w, h):
-        return rgb
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-
-
 def _gray(rgb8: np.ndarray) -> np.ndarray:
     import cv2
 
@@ -928,7 +916,9 @@ class _Frames:
 
     def convert(self, frame) -> np.ndarray:
         """Full-size 8-bit RGB of a decoded frame, downscaled to ``max_side`` (area averaging)."""
-        return _resize_max_side(frame.to_ndarray(format="rgb24"), self.max_side)
+        from deblurcli.images import resize_max_side
+
+        return resize_max_side(frame.to_ndarray(format="rgb24"), self.max_side)
 
     def thumb(self, frame) -> tuple[np.ndarray, np.ndarray | None]:
         """(thumbnail, full RGB or None) of a decoded frame."""
@@ -1173,13 +1163,13 @@ def pairs_from_still(
     import zlib
 
     from deblurcli.blur import blur_score
-    from deblurcli.images import read_image
+    from deblurcli.images import read_image, resize_max_side
 
     settings = cfg.settings("still")
     source = str(path)
     _check_settings(manifest, source, settings)
     image = read_image(path)
-    rgb = _resize_max_side(image.rgb_float(), cfg.max_side)
+    rgb = resize_max_side(image.rgb_float(), cfg.max_side)
     result.size = (int(rgb.shape[1]), int(rgb.shape[0]))
     result.blur_px, result.blur_ratio = [], []
     for n in range(cfg.samples or 1):
