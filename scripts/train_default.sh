@@ -6,7 +6,8 @@
 #
 # Knobs (environment): DATA, OUT, STEPS (default: 200000 on CUDA, 3000 on CPU), CROP (256),
 # BATCH (8 on CUDA / 2 on CPU), LR, ARCH + HPARAMS (the generator; default the nafnet-s shape), GAN (1 = the paper's
-# WGAN-GP + label noise, 0 = content loss only), LAPLACIAN (1 / 0, the ablation), MAX_BLUR (px).
+# WGAN-GP + label noise, 0 = content loss only), LAPLACIAN (1 / 0, the ablation), MAX_BLUR (px),
+# SEED (training seed: initialisation, data order, crops).
 # Held out from training: the Kodak24 photos (a synthetic test set made here), one real video
 # (shaky_handheld.mp4) and Levin et al. 2009 (real camera shake with ground truth).
 set -euo pipefail
@@ -22,6 +23,7 @@ ARCH=${ARCH:-nafnet}
 HPARAMS=${HPARAMS:-"width=16 enc_blocks=[1,1,1,1] middle_blocks=1 dec_blocks=[1,1,1,1]"}
 GAN=${GAN:-0}
 LAPLACIAN=${LAPLACIAN:-1}
+SEED=${SEED:-0}
 MAX_BLUR=${MAX_BLUR:-60}
 # Adam learning rate: the paper's 1e-4 for the GAN; content-only training tolerates more.
 LR=${LR:-$([ "$GAN" = 1 ] && echo 1e-4 || echo 4e-4)}
@@ -48,14 +50,16 @@ resume=()
   --data "$DATA/sharp/urban100_subset" --data "$DATA/sharp/mcmaster18" --data "$OUT/pairs-train" \
   --out "$OUT/train" --arch "$ARCH" "${args[@]}" --content l1fft --max-blur "$MAX_BLUR" \
   --lr "$LR" --steps "$STEPS" --crop "$CROP" --batch-size "$BATCH" --workers "$WORKERS" \
-  --val-every 500 --save-every 250 --val-count 16 --val-crop 256 "${resume[@]}"
+  --val-every 500 --save-every 250 --val-count 16 --val-crop 256 --seed "$SEED" "${resume[@]}"
 
 # 4. Evaluate the exported model against the blurred inputs on every held-out set.
 model="$OUT/train/model.safetensors"
-for set in levin2009:"$DATA/levin2009" video:"$OUT/pairs-test" stills:"$OUT/stills-test"; do
-  name=${set%%:*}; path=${set#*:}
-  "$DEBLUR" evaluate "$path" --identity --json > "$OUT/eval-$name-identity.jsonl"
-  "$DEBLUR" evaluate "$path" --model "$model" --json --report "$OUT/report-$name" > "$OUT/eval-$name-model.jsonl"
+# Levin's blurred photos were captured apart from their ground truth and are offset from it by up
+# to 3 px: they are scored at the best shift within 5 px (the benchmark's own convention).
+for set in levin2009:"$DATA/levin2009":5 video:"$OUT/pairs-test":0 stills:"$OUT/stills-test":0; do
+  name=${set%%:*}; rest=${set#*:}; path=${rest%:*}; align=${rest##*:}
+  "$DEBLUR" evaluate "$path" --identity --align "$align" --json > "$OUT/eval-$name-identity.jsonl"
+  "$DEBLUR" evaluate "$path" --model "$model" --align "$align" --json --report "$OUT/report-$name" > "$OUT/eval-$name-model.jsonl"
 done
 # 5. Real camera-shake photos without ground truth: outputs and before|after pictures to look at.
 "$DEBLUR" fix "$DATA/real-blur" -o "$OUT/real-blur" --model "$model" --compare --force --json > "$OUT/real-blur.jsonl"

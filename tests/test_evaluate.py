@@ -205,3 +205,26 @@ def test_cli_model_weights_file_via_deblurrer(flat: Path, tmp_path: Path) -> Non
 def test_cli_unknown_model_is_a_usage_error(flat: Path) -> None:
     result = runner.invoke(app, ["evaluate", str(flat), "--model", "no-such-model", "--offline"])
     assert result.exit_code == 2 and result.stderr.startswith("error:")
+
+
+def test_align_scores_offset_captures_at_their_best_shift(tmp_path: Path) -> None:
+    """A captured 'blurred' image offset from its ground truth: without --align the offset costs
+    PSNR; with it, the input and a prediction are each scored at their own shift."""
+    big = textured_rgb(70, 90, seed=7)
+    root = tmp_path / "ds"
+    sharp = big[6:60, 6:80]
+    _save(root / "sharp" / "im1.png", sharp)
+    _save(root / "blur" / "im1.png", _blur(big[8:62, 5:79]))  # blurred and offset by (-2, +1)
+    _save(tmp_path / "pred" / "im1.png", big[7:61, 6:80])  # sharp but offset by (-1, 0)
+    plain = evaluate(root, pred=tmp_path / "pred")
+    aligned = evaluate(root, pred=tmp_path / "pred", align=3)
+    (row,) = aligned.rows
+    assert (row.shift, row.input_shift) == ((-1, 0), (-2, 1))
+    assert row.psnr == PSNR_CAP  # the prediction is the ground truth, moved
+    assert row.input_psnr > plain.rows[0].input_psnr + 3
+    assert plain.rows[0].psnr < 25 and aligned.summary["align"] == 3
+    res = runner.invoke(app, ["evaluate", str(root), "--pred", str(tmp_path / "pred"), "--align", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.splitlines()[0])["shift"] == [-1, 0]
+    res = runner.invoke(app, ["evaluate", str(root), "--identity", "--align", "-1"])
+    assert res.exit_code == 2

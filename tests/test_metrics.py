@@ -121,3 +121,23 @@ def test_bad_inputs_raise_clear_errors() -> None:
         ssim(x, x, "pillow")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(torch.rand(1, 3, 8, 30), torch.rand(1, 3, 8, 30))
+
+
+def test_align_finds_the_offset_and_scores_the_same_target_window() -> None:
+    from deblurcli.metrics import align
+
+    big = textured_rgb(60, 70, seed=3)
+    target = big[5:45, 5:55]
+    moved = big[7:47, 4:54]  # moved[y, x] = target[y + 2, x - 1]: content offset by (-2, +1)
+    pred, tgt, shifts = align(_t(moved, target), _t(target, target), 3)
+    assert shifts == [(-2, 1), (0, 0)]
+    assert pred.shape == tgt.shape == (2, 3, 34, 44)
+    assert torch.equal(pred[0], tgt[0]) and torch.equal(pred[1], tgt[1])  # exact after the shift
+    assert torch.equal(tgt[0], _t(target)[0, :, 3:-3, 3:-3])  # the target window never moves
+    # Beyond the radius the offset cannot be undone: the best shift stops at the radius.
+    _, _, (s,) = align(_t(moved), _t(target), 1)
+    assert s == (-1, 1)
+    p0, t0, (s0,) = align(_t(moved), _t(target), 0)
+    assert s0 == (0, 0) and p0.shape == (1, 3, 40, 50)
+    with pytest.raises(ValueError, match="too small"):
+        align(_t(target[:6, :6]), _t(target[:6, :6]), 3)

@@ -233,6 +233,32 @@ def test_resume_keeps_pairs_and_never_duplicates_rows(tmp_path: Path) -> None:
     assert third.error and "other settings" in third.error
 
 
+def test_write_error_mid_run_leaves_rows_only_for_complete_pairs(tmp_path: Path) -> None:
+    """Pairs are encoded on worker threads; a write failure (here: a folder squatting on one
+    target's name) must still end that input with a one-line error, rows only for the pairs
+    before it (each with both images), no temp files, and a rerun that completes the set."""
+    video = _write_video(tmp_path / "pan.mp4", _pan(12, 40))
+    _run([video], tmp_path / "dry", frames=4, samples=8)
+    names = [r["name"] for r in _rows(tmp_path / "dry")]
+    assert len(names) == 8
+    out = tmp_path / "out"
+    (out / "targets" / f"{names[3]}.png").mkdir(parents=True)
+    (res,) = _run([video], out, frames=4, samples=8).results
+    assert res.error and f"{names[3]}.png" in res.error and "cannot write" in res.error
+    assert "\n" not in res.error
+    assert [r["name"] for r in _rows(out)] == names[:3] and res.pairs_written == 3
+    for n in names[:3]:
+        assert (out / "blurred" / f"{n}.png").is_file() and (out / "targets" / f"{n}.png").is_file()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    (out / "targets" / f"{names[3]}.png").rmdir()
+    (again,) = _run([video], out, frames=4, samples=8).results
+    assert again.error is None and (again.pairs_kept, again.pairs_written) == (3, 5)
+    assert sorted(r["name"] for r in _rows(out)) == sorted(names)
+    for n in names:  # the same bytes as the uninterrupted run
+        for sub in ("blurred", "targets"):
+            assert (out / sub / f"{n}.png").read_bytes() == (tmp_path / "dry" / sub / f"{n}.png").read_bytes()
+
+
 def test_bad_videos_fail_alone(tmp_path: Path) -> None:
     import av
 

@@ -752,6 +752,17 @@ def evaluate(
         ),
     ] = None,
     extremes: Annotated[int, typer.Option(min=1, help="--report: how many best and worst images to show.")] = 4,
+    align: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            metavar="PX",
+            help="Score each output, and each blurred input, at the integer shift of up to PX pixels that fits "
+            "the ground truth best, on the area PX pixels inside the borders: the convention of captured "
+            "benchmarks, whose blurred photos are offset from the ground truth (Levin et al. 2009: use 5). "
+            "0 = no shift.",
+        ),
+    ] = 0,
     published: Annotated[
         Optional[bool],
         typer.Option(
@@ -809,6 +820,7 @@ def evaluate(
                 offline=offline,
                 limit=limit,
                 extremes=extremes if report is not None else 0,
+                align=align,
                 on_progress=on_progress,
             )
         finally:
@@ -873,6 +885,8 @@ def _print_evaluation(s: dict, show_published: bool) -> None:
     if s.get("model_seconds_per_image") is not None:
         timing = f"model {s['model_seconds_per_image']:.3f} s per image, " + timing
     out.print(f"SSIM convention: {s['ssim_convention']} ({s['ssim_convention_text']}). {timing} on {s['device']}.")
+    if s.get("align"):
+        out.print(f"Aligned: each image scored at its best integer shift within ±{s['align']} px, {s['align']} px inside the borders.")
     if s.get("capped"):
         out.print(f"{s['capped']} identical image(s) counted as {s['psnr_cap']:g} dB.")
     if show_published:

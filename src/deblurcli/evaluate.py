@@ -66,7 +66,8 @@ class EvalRow:
 
     ``input_psnr``/``input_ssim`` score the blurred input against the same ground truth (absent
     for ``--pred --gt`` without a dataset); the gains are output minus input. ``seconds`` is the
-    model's time on this image (``None`` unless a model is scored).
+    model's time on this image (``None`` unless a model is scored). With alignment, ``shift`` and
+    ``input_shift`` are the (dy, dx) at which the output and the input were scored.
     """
 
     name: str
@@ -82,6 +83,8 @@ class EvalRow:
     psnr_gain: float | None = None
     ssim_gain: float | None = None
     seconds: float | None = None
+    shift: tuple[int, int] | None = None
+    input_shift: tuple[int, int] | None = None
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,7 +92,7 @@ class EvalRow:
         d = asdict(self)
         if self.error is not None:
             return {k: v for k, v in d.items() if k in ("name", "sharp", "blurred", "output", "error") and v is not None}
-        return {k: v for k, v in d.items() if k != "error"}
+        return {k: v for k, v in d.items() if k != "error" and not (k in ("shift", "input_shift") and v is None)}
 
 
 @dataclass
@@ -151,6 +154,7 @@ def evaluate(
     offline: bool = False,
     limit: int | None = None,
     extremes: int = 0,
+    align: int = 0,
     on_progress: ProgressFn | None = None,
 ) -> EvalReport:
     """Score a model, existing predictions, or the blurred inputs against ground truth.
@@ -171,6 +175,9 @@ def evaluate(
         limit: score only the first ``limit`` pairs (quick checks).
         extremes: keep thumbnails of this many best and worst images (ranked by PSNR gain when
             the input is known and a model or predictions are scored, else by PSNR).
+        align: score the output and the input each at the integer shift of up to ``align`` px
+            that fits the ground truth best, on the area ``align`` px inside the borders (see
+            :func:`deblurcli.metrics.align`; for captured sets such as Levin's). 0: no shift.
         on_progress: called after each image with (done, total, row).
 
     Raises:
@@ -181,6 +188,7 @@ def evaluate(
     import torch
 
     from deblurcli.metrics import SSIM_CONVENTIONS, psnr, ssim
+    from deblurcli.metrics import align as align_to
 
     if ssim_convention not in SSIM_CONVENTIONS:
         raise InputError(f"unknown SSIM convention {ssim_convention!r}; choose {' or '.join(SSIM_CONVENTIONS)}")
@@ -192,6 +200,8 @@ def evaluate(
         raise InputError("--gt DIR goes with --pred DIR and no dataset folder")
     if dataset is None and gt is None:
         raise InputError("give a dataset folder (or --pred DIR --gt DIR)")
+    if align < 0:
+        raise InputError(f"--align must be 0 or more pixels, got {align}")
 
     jobs, layout = _jobs(dataset, pred, gt, blur_dir, split)
     if limit is not None:
@@ -249,6 +259,14 @@ def evaluate(
                 outs.append(blurred.to_tensor().to(dev))
             stack = torch.cat(outs)
             targets = target.expand(len(outs), -1, -1, -1)
+            if align:
+                try:
+                    stack, targets, shifts = align_to(stack, targets, align)
+                except ValueError as e:
+                    raise DeblurError(str(e)) from None
+                row.shift = shifts[0]
+                if blurred is not None:
+                    row.input_shift = shifts[1]
             p = psnr(stack, targets).clamp(max=PSNR_CAP).tolist()
             s = ssim(stack, targets, ssim_convention).tolist()  # type: ignore[arg-type]
             row.psnr, row.ssim = p[0], s[0]
@@ -290,6 +308,7 @@ def evaluate(
             "ssim_convention": ssim_convention,
             "ssim_convention_text": SSIM_CONVENTIONS[ssim_convention],
             "psnr_cap": PSNR_CAP,
+            "align": align,
             "device": str(dev),
             "ranked_by": "psnr_gain" if rank_by_gain and summary["psnr_gain"] is not None else "psnr",
         }
