@@ -853,7 +853,8 @@ class _PairWriter:
     threads (OpenCV's encoder and the file writes release the GIL). Completion is handled in the
     caller's thread, in submission order: a pair's manifest row is appended, and its ``on_done``
     called, only after both of its images are in place, as when writing inline. At most
-    ``2 x workers`` pairs wait, which bounds memory. On an error or an interrupt, queued writes are
+    ``workers + 1`` pairs wait (two images each, enough to keep every worker busy), which bounds
+    memory. On an error or an interrupt, queued writes are
     cancelled and running ones finish (each file is atomic) without a manifest row, so a rerun
     simply makes those pairs again.
     """
@@ -879,7 +880,7 @@ class _PairWriter:
             self.pool.submit(_write_png, self.out / "targets" / f"{name}.png", target8),
         ]
         self.pending.append((futures, row, on_done))
-        while len(self.pending) > 2 * self.workers:
+        while len(self.pending) > self.workers + 1:
             self._complete_oldest()
 
     def _complete_oldest(self) -> None:
