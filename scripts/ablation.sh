@@ -10,7 +10,7 @@
 # each objective at its own rate. Runs already finished are kept (train_default.sh resumes).
 # CONFIGS picks runs: NAME = lap{0,1}-gan{0,1}[-seedN] (default: the four without a seed suffix, seed
 # 0); a -seedN twin of a run measures the seed-to-seed spread that the differences must beat. On a
-# CPU a GAN step costs ~14x a content-only step (5 critic updates with a gradient penalty), so a CPU
+# CPU a GAN step costs ~20x a content-only step (5 critic updates with a gradient penalty), so a CPU
 # session can afford CONFIGS="lap1-gan0 lap0-gan0 lap1-gan0-seed1".
 set -euo pipefail
 DATA=${DATA:-../shared/data}
