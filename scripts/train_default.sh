@@ -7,7 +7,8 @@
 # Knobs (environment): DATA, OUT, STEPS (default: 200000 on CUDA, 3000 on CPU), CROP (256),
 # BATCH (8 on CUDA / 2 on CPU), LR, ARCH + HPARAMS (the generator; default the nafnet-s shape), GAN (1 = the paper's
 # WGAN-GP + label noise, 0 = content loss only), LAPLACIAN (1 / 0, the ablation), MAX_BLUR (px),
-# SEED (training seed: initialisation, data order, crops).
+# SEED (training seed: initialisation, data order, crops), GAMMA (camera-response gamma of the synthetic
+# blur: 2.2, the paper's, or a range such as 1.0-2.2 drawn per crop).
 # Held out from training: the Kodak24 photos (a synthetic test set made here), one real video
 # (shaky_handheld.mp4) and Levin et al. 2009 (real camera shake with ground truth).
 set -euo pipefail
@@ -24,11 +25,12 @@ HPARAMS=${HPARAMS:-"width=16 enc_blocks=[1,1,1,1] middle_blocks=1 dec_blocks=[1,
 GAN=${GAN:-0}
 LAPLACIAN=${LAPLACIAN:-1}
 SEED=${SEED:-0}
+GAMMA=${GAMMA:-2.2}
 MAX_BLUR=${MAX_BLUR:-60}
 # Adam learning rate: the paper's 1e-4 for the GAN; content-only training tolerates more.
 LR=${LR:-$([ "$GAN" = 1 ] && echo 1e-4 || echo 4e-4)}
 mkdir -p "$OUT"
-echo "data $DATA, out $OUT, gpu $GPU, steps $STEPS, crop $CROP, batch $BATCH, arch $ARCH ($HPARAMS), gan $GAN, laplacian $LAPLACIAN"
+echo "data $DATA, out $OUT, gpu $GPU, steps $STEPS, crop $CROP, batch $BATCH, arch $ARCH ($HPARAMS), gan $GAN, laplacian $LAPLACIAN, seed $SEED, gamma $GAMMA"
 
 # 1. Real pairs from the shared videos (training) and from one held-out video (test).
 train_videos=("$DATA"/videos/shaky_forest_walk.mp4 "$DATA"/videos/slow_traffic_small.mp4
@@ -48,7 +50,7 @@ resume=()
 "$DEBLUR" train \
   --data "$DATA/sharp/bsds300_train200" --data "$DATA/sharp/t91" --data "$DATA/sharp/sun_hays80" \
   --data "$DATA/sharp/urban100_subset" --data "$DATA/sharp/mcmaster18" --data "$OUT/pairs-train" \
-  --out "$OUT/train" --arch "$ARCH" "${args[@]}" --content l1fft --max-blur "$MAX_BLUR" \
+  --out "$OUT/train" --arch "$ARCH" "${args[@]}" --content l1fft --max-blur "$MAX_BLUR" --gamma "$GAMMA" \
   --lr "$LR" --steps "$STEPS" --crop "$CROP" --batch-size "$BATCH" --workers "$WORKERS" \
   --val-every 500 --save-every 250 --val-count 16 --val-crop 256 --seed "$SEED" "${resume[@]}"
 

@@ -106,6 +106,23 @@ def test_stills_items_are_blurred_on_the_fly(tmp_path: Path) -> None:
     assert val1[0][1].shape == (32, 32, 3)
 
 
+def test_gamma_range_changes_the_synthetic_blur_only_when_asked(tmp_path: Path) -> None:
+    """A fixed gamma keeps the paper's pairs bit for bit; a range draws gamma per crop. Averaging
+    in linear light brightens blurred edges (Jensen), at gamma 1 the mean brightness is kept."""
+    _write(tmp_path / "p.png", textured_rgb(96, 96, seed=4))
+    items = [Item(sharp=tmp_path / "p.png", name="p")]
+    paper = TrainDataset(items, crop=64, seed=1, flip=False, max_blur=20).sample(0)
+    fixed = TrainDataset(items, crop=64, seed=1, flip=False, max_blur=20, gamma=(2.2, 2.2)).sample(0)
+    np.testing.assert_array_equal(paper[0], fixed[0])
+    flat = TrainDataset(items, crop=64, seed=1, flip=False, max_blur=20, gamma=(1.0, 1.0)).sample(0)
+    assert paper[0].mean() - paper[1].mean() > 3 * abs(flat[0].mean() - flat[1].mean())
+    ranged = TrainDataset(items, crop=64, seed=1, flip=False, max_blur=20, gamma=(1.0, 2.2))
+    means = {round(float(ranged.sample(0)[0].mean() - ranged.sample(0)[1].mean()), 6)}
+    ranged.set_epoch(1)
+    means.add(round(float(ranged.sample(0)[0].mean() - ranged.sample(0)[1].mean()), 6))
+    assert len(means) == 2  # a different gamma (and path) per epoch, deterministic within one
+
+
 def test_validation_count_and_crop(tmp_path: Path) -> None:
     src = open_source(_pair_folder(tmp_path / "mp", "blurred", "targets", 10, size=(40, 56)), val_fraction=0.5)
     val = load_validation(src.val, count=3, crop=0, multiple=16)

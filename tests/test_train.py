@@ -251,6 +251,9 @@ def test_cli_refuses_before_starting(pairs_dir: Path, tmp_path: Path) -> None:
     assert r.exit_code == 1 and "no such folder" in r.output
     r = runner.invoke(app, [*base, "--hparam", "ngf"])
     assert r.exit_code == 2
+    for bad in ("2.2-1.0", "x", "-1", "0"):
+        r = runner.invoke(app, [*base, "--gamma", bad])
+        assert r.exit_code == 2 and "--gamma" in r.output, (bad, r.output)
     assert not out.exists()
 
 

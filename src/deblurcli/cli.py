@@ -8,6 +8,7 @@ Exit codes: 0 all done, 1 some items failed (the others were processed), 2 usage
 from __future__ import annotations
 
 import enum
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -62,6 +63,18 @@ JsonOpt = Annotated[
 class SortKey(str, enum.Enum):
     name = "name"
     score = "score"
+
+
+def _parse_gamma(text: str) -> tuple[float, float]:
+    """``"2.2"`` -> (2.2, 2.2); ``"1.0-2.2"`` -> (1.0, 2.2); anything else is a usage error (exit 2)."""
+    parts = text.split("-")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not (0 < values[0] <= values[-1]) or not all(math.isfinite(v) for v in values):
+        raise _fail(f"--gamma {text!r}: give one positive number (2.2) or a range LOW-HIGH (1.0-2.2)", 2)
+    return values[0], values[-1]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -1083,6 +1096,15 @@ def train(
     val_crop: Annotated[int, typer.Option(min=0, help="Center crop of validation images (0 = whole image).")] = 256,
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of each source held out for validation (GoPro: its test/ split).")] = 0.05,
     max_blur: Annotated[float, typer.Option(min=1.0, help="Longest synthetic blur streak (px at crop size) for folders of sharp photos.")] = 60.0,
+    gamma: Annotated[
+        str,
+        typer.Option(
+            metavar="G|LOW-HIGH",
+            help="Camera-response gamma of that synthetic blur (frames averaged in linear light x^G): one value "
+            "(2.2, the paper's) or a range drawn per crop, e.g. 1.0-2.2, so that the model also meets blur that "
+            "was not made in linear light (Levin et al.'s set). Validation always uses 2.2.",
+        ),
+    ] = "2.2",
     keep: Annotated[int, typer.Option(min=0, help="Checkpoints to keep (0 = all).")] = 3,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in OUT/checkpoints (model, optimisers, step, RNG; the recipe comes from the checkpoint).")] = False,
     json_out: JsonOpt = False,
@@ -1136,6 +1158,7 @@ def train(
         val_crop=val_crop,
         val_fraction=val_fraction,
         max_blur=max_blur,
+        gamma=_parse_gamma(gamma),
         keep=keep,
         resume=resume,
     )

@@ -146,10 +146,15 @@ def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
     return cv2.copyMakeBorder(a, 0, ph, 0, pw, mode)
 
 
-def _synthesize(sharp_crop: np.ndarray, rng: np.random.Generator, max_blur: float) -> tuple[np.ndarray, np.ndarray]:
+def _synthesize(
+    sharp_crop: np.ndarray, rng: np.random.Generator, max_blur: float, gamma: tuple[float, float] = (2.2, 2.2)
+) -> tuple[np.ndarray, np.ndarray]:
     from deblurcli.pairs import synthesize_from_still
 
-    s = synthesize_from_still(np.ascontiguousarray(sharp_crop, dtype=np.float32), rng, max_blur=max_blur)
+    lo, hi = gamma
+    # A fixed gamma draws nothing, so runs without a range keep their exact random streams.
+    g = lo if lo == hi else float(rng.uniform(lo, hi))
+    s = synthesize_from_still(np.ascontiguousarray(sharp_crop, dtype=np.float32), rng, max_blur=max_blur, gamma=g)
     return s.blurred, s.sharp
 
 
@@ -179,9 +184,14 @@ class TrainDataset:
         seed: base seed of the per-sample generators.
         flip: random flips.
         max_blur: longest streak of synthetic blur, px at crop size (photo sources).
+        gamma: (low, high) camera-response gamma of the synthetic blur, drawn uniformly per crop
+            (equal values: fixed; the paper's is 2.2).
     """
 
-    def __init__(self, items: list[Item], *, crop: int, seed: int = 0, flip: bool = True, max_blur: float = 60.0) -> None:
+    def __init__(
+        self, items: list[Item], *, crop: int, seed: int = 0, flip: bool = True, max_blur: float = 60.0,
+        gamma: tuple[float, float] = (2.2, 2.2),
+    ) -> None:
         if crop < 16:
             raise ValueError(f"crop must be at least 16 px, got {crop}")
         self.items = list(items)
@@ -189,6 +199,7 @@ class TrainDataset:
         self.seed = seed
         self.flip = flip
         self.max_blur = max_blur
+        self.gamma = gamma
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -205,7 +216,7 @@ class TrainDataset:
         if item.synthetic:
             sharp = _pad_to(_read_rgb(item.sharp), c)
             y, x = rng.integers(0, sharp.shape[0] - c + 1), rng.integers(0, sharp.shape[1] - c + 1)
-            blurred, sharp = _synthesize(sharp[y : y + c, x : x + c], rng, self.max_blur)
+            blurred, sharp = _synthesize(sharp[y : y + c, x : x + c], rng, self.max_blur, self.gamma)
         else:
             blurred, sharp = load_pair(item)
             blurred, sharp = _pad_to(blurred, c), _pad_to(sharp, c)

@@ -58,6 +58,7 @@ RECIPE_FIELDS = (
     "batch_size",
     "seed",
     "max_blur",
+    "gamma",
     "val_fraction",
 )
 
@@ -99,6 +100,8 @@ class TrainConfig:
         val_count: validation images (0 = all held-out ones); val_crop: their center crop (0 = whole).
         val_fraction: share of each non-GoPro source held out for validation.
         max_blur: longest synthetic streak (px at crop size) for photo sources.
+        gamma: (low, high) camera-response gamma of that synthetic blur, drawn per crop (equal
+            values: fixed). Validation always uses 2.2, so runs stay comparable.
         keep: checkpoints kept (older ones are deleted; 0 = keep all).
         resume: continue from the newest checkpoint in ``OUT/checkpoints``.
     """
@@ -134,6 +137,7 @@ class TrainConfig:
     val_crop: int = 256
     val_fraction: float = 0.05
     max_blur: float = 60.0
+    gamma: tuple[float, float] = (2.2, 2.2)
     keep: int = 3
     resume: bool = False
 
@@ -141,6 +145,7 @@ class TrainConfig:
         """Plain JSON-able dict (tuples become lists)."""
         d = asdict(self)
         d["betas"] = list(self.betas)
+        d["gamma"] = list(self.gamma)
         return d
 
     @classmethod
@@ -148,8 +153,9 @@ class TrainConfig:
         """Inverse of :meth:`to_json`; unknown keys are ignored (older/newer checkpoints)."""
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
-        if "betas" in kw:
-            kw["betas"] = tuple(kw["betas"])
+        for key in ("betas", "gamma"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
         return cls(**kw)
 
     def validate(self) -> None:
@@ -158,6 +164,8 @@ class TrainConfig:
             raise TrainError("give at least one --data folder")
         if self.steps is None and self.epochs is None:
             raise TrainError("give --steps or --epochs")
+        if not (0 < self.gamma[0] <= self.gamma[1]):
+            raise TrainError(f"--gamma needs 0 < LOW <= HIGH, got {self.gamma[0]:g}-{self.gamma[1]:g}")
         if self.steps is not None and self.steps < 1 or self.epochs is not None and self.epochs < 1:
             raise TrainError("--steps/--epochs must be at least 1")
         if self.crop < 16:
@@ -499,7 +507,7 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
                 f"{len(train_items)} training items are fewer than --batch-size {cfg.batch_size} x {world} processes"
             )
         total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch  # type: ignore[operator]
-        dataset = TrainDataset(train_items, crop=cfg.crop, seed=cfg.seed, max_blur=cfg.max_blur)
+        dataset = TrainDataset(train_items, crop=cfg.crop, seed=cfg.seed, max_blur=cfg.max_blur, gamma=cfg.gamma)
         sampler = _Sampler(len(dataset), world=world, rank=rank, seed=cfg.seed)
         loader_kw: dict[str, Any] = {}
         if cfg.workers > 0:
