@@ -226,5 +226,10 @@ def test_align_scores_offset_captures_at_their_best_shift(tmp_path: Path) -> Non
     res = runner.invoke(app, ["evaluate", str(root), "--pred", str(tmp_path / "pred"), "--align", "3", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.splitlines()[0])["shift"] == [-1, 0]
+    csv_path = tmp_path / "rows.csv"
+    res = runner.invoke(app, ["evaluate", str(root), "--pred", str(tmp_path / "pred"), "--align", "3", "--rows", str(csv_path)])
+    header, line = csv_path.read_text().splitlines()
+    cells = dict(zip(header.split(","), line.split(",")))
+    assert (cells["shift"], cells["input_shift"]) == ("-1 0", "-2 1")
     res = runner.invoke(app, ["evaluate", str(root), "--identity", "--align", "-1"])
     assert res.exit_code == 2

@@ -50,8 +50,17 @@ def rows_csv(rows: Sequence[EvalRow]) -> str:
     w = csv.DictWriter(buf, fieldnames=list(row_keys()), lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if v is None else v) for k, v in vars(r).items()})
+        w.writerow({k: _csv_value(v) for k, v in vars(r).items()})
     return buf.getvalue()
+
+
+def _csv_value(v: Any) -> Any:
+    """None -> empty cell; an alignment shift (dy, dx) -> "dy dx" (one cell, no quoting needed)."""
+    if v is None:
+        return ""
+    if isinstance(v, tuple):
+        return " ".join(str(x) for x in v)
+    return v
 
 
 def rows_jsonl(rows: Sequence[EvalRow]) -> str:
