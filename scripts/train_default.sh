@@ -56,8 +56,8 @@ resume=()
 
 # 4. Evaluate the exported model against the blurred inputs on every held-out set.
 model="$OUT/train/model.safetensors"
-# Levin's blurred photos were captured apart from their ground truth and are offset from it by up
-# to 3 px: they are scored at the best shift within 5 px (the benchmark's own convention).
+# Levin's blurred images are offset from their ground truth by up to 3 px (shake kernels have no
+# fixed centre): they are scored at the best shift within 5 px (the benchmark's own convention).
 for set in levin2009:"$DATA/levin2009":5 video:"$OUT/pairs-test":0 stills:"$OUT/stills-test":0; do
   name=${set%%:*}; rest=${set#*:}; path=${rest%:*}; align=${rest##*:}
   "$DEBLUR" evaluate "$path" --identity --align "$align" --json > "$OUT/eval-$name-identity.jsonl"

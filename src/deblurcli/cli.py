@@ -771,8 +771,8 @@ def evaluate(
             min=0,
             metavar="PX",
             help="Score each output, and each blurred input, at the integer shift of up to PX pixels that fits "
-            "the ground truth best, on the area PX pixels inside the borders: the convention of captured "
-            "benchmarks, whose blurred photos are offset from the ground truth (Levin et al. 2009: use 5). "
+            "the ground truth best, on the area PX pixels inside the borders: the convention of camera-shake "
+            "benchmarks, whose blurred images are offset from the ground truth (Levin et al. 2009: use 5). "
             "0 = no shift.",
         ),
     ] = 0,

@@ -177,7 +177,7 @@ def evaluate(
             the input is known and a model or predictions are scored, else by PSNR).
         align: score the output and the input each at the integer shift of up to ``align`` px
             that fits the ground truth best, on the area ``align`` px inside the borders (see
-            :func:`deblurcli.metrics.align`; for captured sets such as Levin's). 0: no shift.
+            :func:`deblurcli.metrics.align`; for camera-shake sets such as Levin's). 0: no shift.
         on_progress: called after each image with (done, total, row).
 
     Raises:

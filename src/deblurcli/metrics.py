@@ -204,14 +204,13 @@ def _out_hw(h: int, w: int, same: bool) -> tuple[int, int]:
     return (h, w) if same else (h - 2 * _RADIUS, w - 2 * _RADIUS)
 
 
-
 def align(pred: torch.Tensor, target: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
     """Register each prediction to its target by the integer shift of best PSNR, for scoring.
 
-    Captured benchmarks (Levin et al. 2009, Köhler et al. 2012) photograph the blurred image and
-    the ground truth separately, so the two are offset by a few pixels; a prediction that is
-    sharp but offset scores worse than the blurry input. Their evaluation therefore scores each
-    result at the translation that fits the ground truth best. Here: every shift (dy, dx) in
+    In real camera-shake benchmarks (Levin et al. 2009, Köhler et al. 2012) the blurred image is
+    offset from its ground truth by a few pixels (a shake kernel has no fixed centre), so a
+    prediction that is sharp but offset scores worse than the blurry input. Their evaluation
+    therefore scores each result at the translation that fits the ground truth best. Here: every shift (dy, dx) in
     [-radius, radius]^2 is tried; the target is always cropped to the same central window
     (``radius`` px inside each border) and the prediction to that window moved by (dy, dx), so
     scores at different shifts cover the same target pixels and compare fairly.
