@@ -28,6 +28,7 @@ from typing import Optional
 import numpy as np
 
 from deblurcli.errors import DatasetError
+from deblurcli.pairs import DEFAULT_GAMMA
 
 #: Salt of the fixed validation hold-out permutation (independent of --seed on purpose).
 _VAL_SALT = 0x5EED
@@ -147,7 +148,7 @@ def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
 
 
 def _synthesize(
-    sharp_crop: np.ndarray, rng: np.random.Generator, max_blur: float, gamma: tuple[float, float] = (2.2, 2.2)
+    sharp_crop: np.ndarray, rng: np.random.Generator, max_blur: float, gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA)
 ) -> tuple[np.ndarray, np.ndarray]:
     from deblurcli.pairs import synthesize_from_still
 
@@ -190,7 +191,7 @@ class TrainDataset:
 
     def __init__(
         self, items: list[Item], *, crop: int, seed: int = 0, flip: bool = True, max_blur: float = 60.0,
-        gamma: tuple[float, float] = (2.2, 2.2),
+        gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA),
     ) -> None:
         if crop < 16:
             raise ValueError(f"crop must be at least 16 px, got {crop}")

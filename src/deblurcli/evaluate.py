@@ -188,7 +188,7 @@ def evaluate(
     import torch
 
     from deblurcli.metrics import SSIM_CONVENTIONS, psnr, ssim
-    from deblurcli.metrics import align as align_to
+    from deblurcli.metrics import align as align_to  # `align` is also the argument's name
 
     if ssim_convention not in SSIM_CONVENTIONS:
         raise InputError(f"unknown SSIM convention {ssim_convention!r}; choose {' or '.join(SSIM_CONVENTIONS)}")

@@ -854,9 +854,8 @@ class _PairWriter:
     caller's thread, in submission order: a pair's manifest row is appended, and its ``on_done``
     called, only after both of its images are in place, as when writing inline. At most
     ``workers + 1`` pairs wait (two images each, enough to keep every worker busy), which bounds
-    memory. On an error or an interrupt, queued writes are
-    cancelled and running ones finish (each file is atomic) without a manifest row, so a rerun
-    simply makes those pairs again.
+    memory. On an error or an interrupt, queued writes are cancelled and running ones finish (each
+    file is atomic) without a manifest row, so a rerun simply makes those pairs again.
     """
 
     def __init__(self, out: "Path", manifest: "Manifest", workers: int | None = None) -> None:

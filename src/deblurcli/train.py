@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from deblurcli.errors import DatasetError, DeblurError
+from deblurcli.pairs import DEFAULT_GAMMA
 
 CHECKPOINT_FORMAT = "deblurcli-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -137,7 +138,7 @@ class TrainConfig:
     val_crop: int = 256
     val_fraction: float = 0.05
     max_blur: float = 60.0
-    gamma: tuple[float, float] = (2.2, 2.2)
+    gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA)
     keep: int = 3
     resume: bool = False
 
