@@ -336,3 +336,25 @@ def test_cli_help_keeps_torch_out() -> None:
     code = "import sys, deblurcli.pairs; from deblurcli.cli import app; assert 'torch' not in sys.modules"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 3, 3), (7, 1, 3), (360, 640, 3)])
+def test_pair_png_is_a_valid_lossless_png(shape: tuple[int, int, int]) -> None:
+    """make-pairs writes its own PNG container around libdeflate's stream: every chunk CRC must
+    check (Pillow's verify) and both Pillow and OpenCV must read back the exact pixels."""
+    import io
+
+    import cv2
+    from PIL import Image as PILImage
+
+    from deblurcli.pairs import _encode_png
+
+    rgb = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    data = _encode_png(rgb)
+    PILImage.open(io.BytesIO(data)).verify()
+    with PILImage.open(io.BytesIO(data)) as im:
+        assert im.mode == "RGB" and im.size == (shape[1], shape[0])
+        assert np.array_equal(np.asarray(im), rgb)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)[..., ::-1], rgb)
+    with pytest.raises(ValueError, match="8-bit RGB"):
+        _encode_png(rgb.astype(np.uint16))

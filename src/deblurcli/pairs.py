@@ -21,7 +21,7 @@ The library never prints; progress goes through an ``on_progress`` callback.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
     from deblurcli.inputs import InputItem
+
+T = TypeVar("T")
 
 #: Default gamma of g⁻¹(x) = x^γ (sRGB is close to 2.2).
 DEFAULT_GAMMA = 2.2
@@ -813,30 +815,52 @@ def _gray(rgb8: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY)
 
 
-#: zlib level of the pair PNGs. PNG encoding dominates the cost of a pair (at 1280x720 level 6
-#: takes ~3x as long as level 1, for files only ~17% smaller), and training folders are written
-#: once and read many times, where the level makes no difference.
+#: libdeflate level of the pair PNGs. PNG encoding dominates the cost of a pair, and training
+#: folders are written once and read many times, where the level makes no difference.
 PNG_LEVEL = 1
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    import struct
+
+    import deflate
+
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", deflate.crc32(data, deflate.crc32(tag)))
 
 
 def _encode_png(rgb8: np.ndarray) -> bytes:
-    """An 8-bit RGB PNG through OpenCV's libpng at :data:`PNG_LEVEL`, "up" filter on every row.
+    """An 8-bit RGB PNG: every row with the "up" filter, compressed by libdeflate at :data:`PNG_LEVEL`.
 
-    Why not Pillow (as :func:`deblurcli.images.write_image`): on the shared 640x360 clips Pillow's
-    level-1 PNG takes 23 ms per image, OpenCV with the fixed "up" filter 13 ms, for files of the
-    same size (353 kB against 355 kB); libpng's per-row filter search is most of the difference.
-    The pixels are the same (PNG is lossless). OpenCV releases the GIL while encoding, so the
-    :class:`_PairWriter` threads really run beside the decoder.
+    Why not a PNG library: all of them (Pillow, OpenCV's libpng, libspng) compress with zlib, which
+    at level 1 takes 10 of the 13 ms that the best of them (OpenCV) needs for a 640x360 frame.
+    libdeflate (the ``deflate`` package) makes the same zlib stream format in 4.5 ms for files
+    3% larger, and releases the GIL, so the :class:`_PairWriter` threads really run beside the
+    decoder. What is written here is only the container: signature, IHDR, one IDAT, IEND
+    (PNG spec, sections 5 and 11.2), each chunk with its CRC-32.
     """
-    import cv2
+    import struct
 
-    params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL]
-    if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.11; older ones pick filters themselves
-        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb8[..., ::-1]), params)
-    if not ok:  # never seen for 8-bit RGB; fail loudly rather than write nothing
-        raise RuntimeError("OpenCV could not encode a PNG")
-    return buf.tobytes()
+    import deflate
+
+    if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[2] != 3:
+        raise ValueError(f"expected an 8-bit RGB image (H, W, 3), got {rgb8.dtype} {rgb8.shape}")
+    h, w = rgb8.shape[:2]
+    flat = np.ascontiguousarray(rgb8).reshape(h, 3 * w)
+    # Filter type 2 ("up"): each byte minus the one above it, mod 256 (the row above the first is
+    # zero). One fixed filter instead of libpng's per-row search: the same size on video frames.
+    rows = np.empty((h, 1 + 3 * w), np.uint8)
+    rows[:, 0] = 2
+    rows[0, 1:] = flat[0]
+    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8 bits, truecolour, deflate, no interlace
+    return b"".join((
+        _PNG_SIGNATURE,
+        _png_chunk(b"IHDR", ihdr),
+        _png_chunk(b"IDAT", deflate.zlib_compress(rows, PNG_LEVEL)),
+        _png_chunk(b"IEND", b""),
+    ))
 
 
 def _write_png(path: "Path", rgb8: np.ndarray) -> None:
@@ -846,11 +870,26 @@ def _write_png(path: "Path", rgb8: np.ndarray) -> None:
     atomic_write_bytes(path, _encode_png(rgb8))
 
 
+def _synthesize_window(
+    frames: list[np.ndarray], target_index: int, gamma: float, lut: np.ndarray, interp: "_Interpolator | None"
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(blurred, target, target's blur score, blurred's blur score) of one window of RGB frames.
+    Runs in the :class:`_PairWriter` pool (OpenCV releases the GIL)."""
+    from deblurcli.blur import blur_score
+
+    if interp is not None:
+        blurred = average_frames_interpolated(frames, interp.k, gamma, interpolator=interp)
+    else:
+        blurred = average_frames(frames, gamma, table=lut)
+    target = frames[target_index]
+    return blurred, target, blur_score(_gray(target)), blur_score(_gray(blurred))
+
+
 class _PairWriter:
     """Writes pairs on a small thread pool while the caller goes on decoding and averaging.
 
     Encoding the two PNGs of a pair costs more than decoding its whole window, so it runs in worker
-    threads (OpenCV's encoder and the file writes release the GIL). Completion is handled in the
+    threads (libdeflate and the file writes release the GIL). Completion is handled in the
     caller's thread, in submission order: a pair's manifest row is appended, and its ``on_done``
     called, only after both of its images are in place, as when writing inline. At most
     ``workers + 1`` pairs wait (two images each, enough to keep every worker busy), which bounds
@@ -864,7 +903,9 @@ class _PairWriter:
         from concurrent.futures import ThreadPoolExecutor
 
         self.out, self.manifest = out, manifest
-        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        # One core is left to the decoding thread: on 2 cores one worker beats two (3.1 s against
+        # 3.3 s for 100 pairs of a 640x360 clip, and less CPU), since both would compete with it.
+        self.workers = workers or max(1, min(4, (os.cpu_count() or 1) - 1))
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="deblur-pairs")
         self.pending: "deque[tuple[list[Future[None]], dict[str, object], Callable[[], None]]]" = deque()
 
@@ -881,6 +922,10 @@ class _PairWriter:
         self.pending.append((futures, row, on_done))
         while len(self.pending) > self.workers + 1:
             self._complete_oldest()
+
+    def run(self, fn: "Callable[..., T]", *args: object) -> "Future[T]":
+        """Run ``fn(*args)`` in the pool (work that feeds a later :meth:`submit`)."""
+        return self.pool.submit(fn, *args)
 
     def _complete_oldest(self) -> None:
         futures, row, on_done = self.pending.popleft()
@@ -1030,7 +1075,10 @@ def pairs_from_video(
     start moves forward (past the cut or flash that rejected it; M/2 frames after a static window,
     at most 3 static tries) until a window passes or the stratum ends. Windows are examined as soon
     as their frames and the detector's look-ahead have been decoded, so memory holds only
-    M + 3 frames whatever the video's length.
+    M + 3 frames (plus the pairs being averaged and written) whatever the video's length.
+    Averaging and scoring a window runs in the writer's thread pool while decoding goes on; its
+    verdict is taken before the next window is examined, so the windows chosen are exactly those
+    of a sequential pass.
 
     Raises:
         VideoError: unreadable/corrupt video, fewer than M frames, a resolution change mid-stream.
@@ -1040,7 +1088,6 @@ def pairs_from_video(
 
     import av
 
-    from deblurcli.blur import blur_score
     from deblurcli.errors import VideoError
 
     m, ti, k = cfg.frames, cfg.target_index, cfg.interpolate
@@ -1075,7 +1122,9 @@ def pairs_from_video(
     interp = _Interpolator(k) if k else None
     conv = _Frames(cfg.max_side)
 
-    state = {"j": 0, "cand": firsts[0] if firsts else 0, "static_tries": 0}
+    # j: stratum, cand: next window start, static_tries: in this stratum; "pending": the window
+    # whose averaging runs in the pool, (start, times, luma shift, motion, future, resolve_at).
+    state: dict[str, Any] = {"j": 0, "cand": firsts[0] if firsts else 0, "static_tries": 0}
 
     def by_index(i: int) -> _Buffered:
         return buf[i - buf[0].index]
@@ -1136,31 +1185,52 @@ def pairs_from_video(
             next_stratum(s + 1)
             return
         window = [by_index(i) for i in range(s, e + 1)]
-        frames = [conv.rgb(f) for f in window]
-        if interp is not None:
-            blurred = average_frames_interpolated(frames, k, cfg.gamma, interpolator=interp)
-        else:
-            blurred = average_frames(frames, cfg.gamma, table=lut)
-        target = frames[ti]
-        t_score = blur_score(_gray(target))
-        b_score = blur_score(_gray(blurred))
-        ratio = b_score / t_score if t_score > 0 else 1.0
         motion = float((np.abs(window[0].gray - window[-1].gray) > 10.0).mean())
-        if ratio > cfg.static_ratio or motion < cfg.min_motion:
-            rejected["static"] += 1
-            state["static_tries"] += 1
-            if state["static_tries"] >= 3:
-                next_stratum(s + 1)
-            else:
-                move(s + max(1, m // 2))
+        if motion < cfg.min_motion:  # static on the thumbnails already: no need to average
+            reject_static(s)
             return
+        # Full-size RGB on this thread (PyAV frames are not converted from two threads at once);
+        # averaging and scoring go to the writer's pool, and the verdict is taken in resolve(),
+        # once decoding has reached the next window that could depend on it.
+        frames = [conv.rgb(f) for f in window]
+        job = writer.run(_synthesize_window, frames, ti, cfg.gamma, lut, interp)
+        state["pending"] = (s, [window[0].time, window[-1].time], shift, motion, job, resolve_at(s))
+
+    def resolve_at(s: int) -> int:
+        """The frame index by which the pending verdict on window ``s`` must be known: when the
+        earliest window that could come next (a static retry, or the next stratum's start) is ready
+        to be examined."""
+        j = state["j"]
+        nxt = [max(firsts[j + 1], s + 1)] if j + 1 < len(strata) else []
+        retry = s + max(1, m // 2)
+        if state["static_tries"] + 1 < 3 and retry < strata[j][1]:
+            nxt.append(retry)
+        return min(nxt) + m - 1 + look if nxt else n_est + look  # nothing after it: at the end
+
+    def reject_static(s: int) -> None:
+        rejected["static"] += 1
+        state["static_tries"] += 1
+        if state["static_tries"] >= 3:
+            next_stratum(s + 1)
+        else:
+            move(s + max(1, m // 2))
+
+    def resolve() -> None:
+        s, times, shift, motion, job, _ = state.pop("pending")
+        e = s + m - 1
+        blurred, target, t_score, b_score = job.result()
+        ratio = b_score / t_score if t_score > 0 else 1.0
+        if ratio > cfg.static_ratio:
+            reject_static(s)
+            return
+        name = f"{prefix}_{s:06d}-{e:06d}"
         row = {
             "name": name,
             "source": source,
             "kind": "video",
             "frames": [s, e],
             "target_frame": s + ti,
-            "time": [window[0].time, window[-1].time],
+            "time": times,
             "fps": result.fps,
             "size": [int(target.shape[1]), int(target.shape[0])],
             "target_score": round(t_score, 3),
@@ -1179,6 +1249,20 @@ def pairs_from_video(
 
         writer.submit(name, blurred, target, row, done)
         next_stratum(s + 1)
+
+    def advance(idx: int, final: bool = False) -> None:
+        """Examine every window whose frames (and the detectors' look-ahead) are decoded up to
+        ``idx``; at most one verdict is pending at a time, and it is taken before the next window
+        is examined, so the choice of windows is exactly that of a sequential pass."""
+        ahead = 0 if final else look
+        while True:
+            if "pending" in state:
+                if not final and idx < state["pending"][-1]:
+                    return
+                resolve()
+            if state["j"] >= len(strata) or state["cand"] + m - 1 + ahead > idx:
+                return
+            evaluate(state["cand"])
 
     container = _open_video(path)
     try:
@@ -1211,8 +1295,7 @@ def pairs_from_video(
                     result.size = conv.size(frame)
                     if idx - look >= 1:
                         classify(idx - look, idx)
-                    while state["j"] < len(strata) and state["cand"] + m - 1 + look <= idx:
-                        evaluate(state["cand"])
+                    advance(idx)
                     if progress is not None and idx % 10 == 0:
                         progress.frames_decoded = idx + 1
                         report()
@@ -1223,8 +1306,7 @@ def pairs_from_video(
                 raise VideoError(f"{path}: only {last + 1} frames could be decoded, fewer than --frames {m}")
             for i in range(max(1, last - look + 1), last + 1):
                 classify(i, last)
-            while state["j"] < len(strata) and state["cand"] + m - 1 <= last:
-                evaluate(state["cand"])
+            advance(last, final=True)
             if progress is not None:
                 progress.frames_decoded = last + 1
     finally:
