@@ -887,10 +887,11 @@ def _synthesize_window(
 
 
 class _PairWriter:
-    """Writes pairs on a small thread pool while the caller goes on decoding and averaging.
+    """Writes pairs on a small thread pool while the caller goes on decoding.
 
     Encoding the two PNGs of a pair costs more than decoding its whole window, so it runs in worker
-    threads (libdeflate and the file writes release the GIL). Completion is handled in the
+    threads (libdeflate and the file writes release the GIL), and so does the averaging of a window
+    (:meth:`run`; OpenCV releases the GIL too). Completion is handled in the
     caller's thread, in submission order: a pair's manifest row is appended, and its ``on_done``
     called, only after both of its images are in place, as when writing inline. At most
     ``workers + 1`` pairs wait (two images each, enough to keep every worker busy), which bounds
