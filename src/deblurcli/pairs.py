@@ -21,7 +21,7 @@ The library never prints; progress goes through an ``on_progress`` callback.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -886,6 +886,17 @@ def _synthesize_window(
     return blurred, target, blur_score(_gray(target)), blur_score(_gray(blurred))
 
 
+class _Pending(NamedTuple):
+    """A window whose averaging runs in the writer's pool, waiting for its static verdict."""
+
+    start: int
+    times: list[float | None]
+    luma_shift: float
+    motion: float
+    job: "Future[tuple[np.ndarray, np.ndarray, float, float]]"
+    resolve_at: int  # frame index by which the verdict must be taken
+
+
 class _PairWriter:
     """Writes pairs on a small thread pool while the caller goes on decoding.
 
@@ -1124,8 +1135,7 @@ def pairs_from_video(
     interp = _Interpolator(k) if k else None
     conv = _Frames(cfg.max_side)
 
-    # j: stratum, cand: next window start, static_tries: in this stratum; "pending": the window
-    # whose averaging runs in the pool, (start, times, luma shift, motion, future, resolve_at).
+    # j: stratum, cand: next window start, static_tries: in this stratum; "pending": a _Pending.
     state: dict[str, Any] = {"j": 0, "cand": firsts[0] if firsts else 0, "static_tries": 0}
 
     def by_index(i: int) -> _Buffered:
@@ -1196,7 +1206,7 @@ def pairs_from_video(
         # once decoding has reached the next window that could depend on it.
         frames = [conv.rgb(f) for f in window]
         job = writer.run(_synthesize_window, frames, ti, cfg.gamma, lut, interp)
-        state["pending"] = (s, [window[0].time, window[-1].time], shift, motion, job, resolve_at(s))
+        state["pending"] = _Pending(s, [window[0].time, window[-1].time], shift, motion, job, resolve_at(s))
 
     def resolve_at(s: int) -> int:
         """The frame index by which the pending verdict on window ``s`` must be known: when the
@@ -1218,9 +1228,9 @@ def pairs_from_video(
             move(s + max(1, m // 2))
 
     def resolve() -> None:
-        s, times, shift, motion, job, _ = state.pop("pending")
-        e = s + m - 1
-        blurred, target, t_score, b_score = job.result()
+        p: _Pending = state.pop("pending")
+        s, e = p.start, p.start + m - 1
+        blurred, target, t_score, b_score = p.job.result()
         ratio = b_score / t_score if t_score > 0 else 1.0
         if ratio > cfg.static_ratio:
             reject_static(s)
@@ -1232,14 +1242,14 @@ def pairs_from_video(
             "kind": "video",
             "frames": [s, e],
             "target_frame": s + ti,
-            "time": times,
+            "time": p.times,
             "fps": result.fps,
             "size": [int(target.shape[1]), int(target.shape[0])],
             "target_score": round(t_score, 3),
             "blurred_score": round(b_score, 3),
             "blur_ratio": round(ratio, 4),
-            "motion": round(motion, 4),
-            "luma_shift": round(shift, 3),
+            "motion": round(p.motion, 4),
+            "luma_shift": round(p.luma_shift, 3),
             "verdict": "ok",
             "settings": settings,
         }
@@ -1259,7 +1269,7 @@ def pairs_from_video(
         ahead = 0 if final else look
         while True:
             if "pending" in state:
-                if not final and idx < state["pending"][-1]:
+                if not final and idx < state["pending"].resolve_at:
                     return
                 resolve()
             if state["j"] >= len(strata) or state["cand"] + m - 1 + ahead > idx:
