@@ -148,7 +148,10 @@ def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
 
 
 def _synthesize(
-    sharp_crop: np.ndarray, rng: np.random.Generator, max_blur: float, gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA)
+    sharp_crop: np.ndarray,
+    rng: np.random.Generator,
+    max_blur: float,
+    gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA),
 ) -> tuple[np.ndarray, np.ndarray]:
     from deblurcli.pairs import synthesize_from_still
 

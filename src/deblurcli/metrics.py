@@ -210,10 +210,10 @@ def align(pred: torch.Tensor, target: torch.Tensor, radius: int) -> tuple[torch.
     In real camera-shake benchmarks (Levin et al. 2009, Köhler et al. 2012) the blurred image is
     offset from its ground truth by a few pixels (a shake kernel has no fixed centre), so a
     prediction that is sharp but offset scores worse than the blurry input. Their evaluation
-    therefore scores each result at the translation that fits the ground truth best. Here: every shift (dy, dx) in
-    [-radius, radius]^2 is tried; the target is always cropped to the same central window
-    (``radius`` px inside each border) and the prediction to that window moved by (dy, dx), so
-    scores at different shifts cover the same target pixels and compare fairly.
+    therefore scores each result at the translation that fits the ground truth best. Here: every
+    shift (dy, dx) in [-radius, radius]^2 is tried; the target is always cropped to the same
+    central window (``radius`` px inside each border) and the prediction to that window moved by
+    (dy, dx), so scores at different shifts cover the same target pixels and compare fairly.
 
     Args:
         pred, target: (B, C, H, W), same shape, H and W larger than ``2 * radius``.
