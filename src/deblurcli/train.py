@@ -25,6 +25,7 @@ is no GradScaler state to keep (fp16 is not offered).
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -810,9 +811,17 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
                 "checkpoint": str(list_checkpoints(out)[-1]),
             }
             report(TrainEvent("done", step, total, info=result))
+        if distributed:
+            # Leave together: otherwise a rank that finished early tears gloo down while rank 0 is
+            # still validating and writing the model, which once aborted a rank in CI.
+            dist.barrier()
         return result
     finally:
         if distributed and dist.is_initialized():
+            # The DDP wrappers' reducers hold the process group and its pending work; free them
+            # before the group instead of at interpreter exit.
+            g_ddp = d_ddp = None  # noqa: F841
+            gc.collect()
             dist.destroy_process_group()
 
 
