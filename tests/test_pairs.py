@@ -358,3 +358,31 @@ def test_pair_png_is_a_valid_lossless_png(shape: tuple[int, int, int]) -> None:
     assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)[..., ::-1], rgb)
     with pytest.raises(ValueError, match="8-bit RGB"):
         _encode_png(rgb.astype(np.uint16))
+
+
+def test_average_frames_is_exact_across_threads_and_shapes() -> None:
+    """average_frames reuses per-thread scratch images: results must not depend on which thread ran
+    it, on what it ran before (another shape, grey or colour), or on other threads running at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from deblurcli.pairs import average_frames
+
+    rng = np.random.default_rng(7)
+    # Frames large enough (and windows long enough) that the threads really overlap.
+    shapes = [(240, 320, 3), (31, 17, 3), (240, 320), (240, 320, 3)]
+    frames = {shape: [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(12)] for shape in shapes}
+    windows = [frames[shape][i % 4 : i % 4 + 8 - i % 3] for i, shape in enumerate(shapes * 8)]
+
+    def reference(frames: list[np.ndarray], gamma: float) -> np.ndarray:
+        mean = np.mean([(f.astype(np.float64) / 255) ** gamma for f in frames], axis=0)
+        return mean ** (1 / gamma) * 255
+
+    sequential = [average_frames(w, 2.2) for w in windows]
+    with ThreadPoolExecutor(3) as pool:
+        threaded = list(pool.map(lambda w: average_frames(w, 2.2), windows))
+    for w, a, b in zip(windows, sequential, threaded):
+        assert a.shape == w[0].shape and a.dtype == np.uint8
+        np.testing.assert_array_equal(a, b)
+        assert np.abs(a - reference(w, 2.2)).max() <= 0.5 + 1e-3  # rounded once, at the end
+    with pytest.raises(ValueError):
+        average_frames([windows[0][0], windows[1][0]], 2.2)

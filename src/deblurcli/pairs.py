@@ -20,6 +20,7 @@ The library never prints; progress goes through an ``on_progress`` callback.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
 
@@ -387,13 +388,34 @@ def average_frames(frames: list[np.ndarray], gamma: float = DEFAULT_GAMMA, *, ta
     if not frames:
         raise ValueError("average_frames needs at least one frame")
     lut = linear_table(gamma) if table is None else table
-    acc = _linear(frames[0], lut)
+    lut = np.ascontiguousarray(lut, dtype=np.float32).reshape(1, 256)
+    # Two float32 scratch images per thread, reused from window to window: allocating ten fresh
+    # 2.7 MB arrays per 640x360 window made the kernel map and zero pages for each of them
+    # (a fifth of make-pairs' CPU time was system time).
+    acc, lin = _scratch(frames[0].shape)
+    cv2.LUT(np.ascontiguousarray(frames[0]), lut, dst=acc)
     for f in frames[1:]:
-        acc += _linear(f, lut)
-    acc *= np.float32(1.0 / len(frames))
+        if f.shape != acc.shape:
+            raise ValueError(f"frames differ in shape: {frames[0].shape} and {f.shape}")
+        cv2.LUT(np.ascontiguousarray(f), lut, dst=lin)
+        cv2.add(acc, lin, dst=acc)
+    np.multiply(acc, np.float32(1.0 / len(frames)), out=acc)
     # The mean of table values lies in [0, 1] and so does its power: no clipping pass is needed
     # (it was a third of this function's cost); convertScaleAbs rounds half to even and saturates.
-    return cv2.convertScaleAbs(cv2.pow(acc, 1.0 / gamma), alpha=255.0)
+    cv2.pow(acc, 1.0 / gamma, dst=acc)
+    return cv2.convertScaleAbs(acc, alpha=255.0)
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's two float32 work images of ``shape`` (made again when the shape changes)."""
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None or bufs[0].shape != shape:
+        bufs = (np.empty(shape, np.float32), np.empty(shape, np.float32))
+        _SCRATCH.bufs = bufs
+    return bufs
 
 
 def _linear(rgb8: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -851,7 +873,9 @@ def _encode_png(rgb8: np.ndarray) -> bytes:
     flat = np.ascontiguousarray(rgb8).reshape(h, 3 * w)
     # Filter type 2 ("up"): each byte minus the one above it, mod 256 (the row above the first is
     # zero). One fixed filter instead of libpng's per-row search: the same size on video frames.
-    rows = np.empty((h, 1 + 3 * w), np.uint8)
+    rows = getattr(_SCRATCH, "png_rows", None)  # reused, as the scratch images of average_frames
+    if rows is None or rows.shape != (h, 1 + 3 * w):
+        rows = _SCRATCH.png_rows = np.empty((h, 1 + 3 * w), np.uint8)
     rows[:, 0] = 2
     rows[0, 1:] = flat[0]
     np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])
@@ -901,8 +925,9 @@ class _PairWriter:
     """Writes pairs on a small thread pool while the caller goes on decoding.
 
     Encoding the two PNGs of a pair costs more than decoding its whole window, so it runs in worker
-    threads (libdeflate and the file writes release the GIL), and so does the averaging of a window
-    (:meth:`run`; OpenCV releases the GIL too). Completion is handled in the
+    threads (libdeflate and the file writes release the GIL). The averaging of a window runs on a
+    thread of its own (:meth:`run`; OpenCV releases the GIL too), so that the decoder, which waits
+    for a window's verdict, never waits behind queued PNGs. Completion is handled in the
     caller's thread, in submission order: a pair's manifest row is appended, and its ``on_done``
     called, only after both of its images are in place, as when writing inline. At most
     ``workers + 1`` pairs wait (two images each, enough to keep every worker busy), which bounds
@@ -920,6 +945,7 @@ class _PairWriter:
         # 3.3 s for 100 pairs of a 640x360 clip, and less CPU), since both would compete with it.
         self.workers = workers or max(1, min(4, (os.cpu_count() or 1) - 1))
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="deblur-pairs")
+        self.synth = ThreadPoolExecutor(1, thread_name_prefix="deblur-windows")
         self.pending: "deque[tuple[list[Future[None]], dict[str, object], Callable[[], None]]]" = deque()
 
     def submit(
@@ -937,8 +963,8 @@ class _PairWriter:
             self._complete_oldest()
 
     def run(self, fn: "Callable[..., T]", *args: object) -> "Future[T]":
-        """Run ``fn(*args)`` in the pool (work that feeds a later :meth:`submit`)."""
-        return self.pool.submit(fn, *args)
+        """Run ``fn(*args)`` on the window thread (work that feeds a later :meth:`submit`)."""
+        return self.synth.submit(fn, *args)
 
     def _complete_oldest(self) -> None:
         futures, row, on_done = self.pending.popleft()
@@ -956,6 +982,7 @@ class _PairWriter:
                 while self.pending:
                     self._complete_oldest()
         finally:
+            self.synth.shutdown(wait=True, cancel_futures=True)
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pending.clear()
 
