@@ -340,7 +340,7 @@ def test_cli_help_keeps_torch_out() -> None:
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (2, 3, 3), (7, 1, 3), (360, 640, 3)])
 def test_pair_png_is_a_valid_lossless_png(shape: tuple[int, int, int]) -> None:
-    """make-pairs writes its own PNG container around libdeflate's stream: every chunk CRC must
+    """make-pairs writes its own PNG container around ISA-L's zlib stream: every chunk CRC must
     check (Pillow's verify) and both Pillow and OpenCV must read back the exact pixels."""
     import io
 

@@ -837,9 +837,9 @@ def _gray(rgb8: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY)
 
 
-#: libdeflate level of the pair PNGs. PNG encoding dominates the cost of a pair, and training
-#: folders are written once and read many times, where the level makes no difference.
-PNG_LEVEL = 1
+#: ISA-L (igzip) level of the pair PNGs, 0-3. Level 2: 2.6 ms for a 640x360 frame and files
+#: within 2% of libdeflate's level 1 (5.0 ms); level 1 is 10% faster but 6% larger, level 3 slower.
+PNG_LEVEL = 2
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -847,25 +847,25 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
     import struct
 
-    import deflate
+    from isal import isal_zlib
 
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", deflate.crc32(data, deflate.crc32(tag)))
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", isal_zlib.crc32(data, isal_zlib.crc32(tag)))
 
 
 def _encode_png(rgb8: np.ndarray) -> bytes:
-    """An 8-bit RGB PNG: every row with the "up" filter, compressed by libdeflate at :data:`PNG_LEVEL`.
+    """An 8-bit RGB PNG: every row with the "up" filter, compressed by ISA-L at :data:`PNG_LEVEL`.
 
-    Why not a PNG library: all of them (Pillow, OpenCV's libpng, libspng) compress with zlib, which
-    at level 1 takes 10 of the 13 ms that the best of them (OpenCV) needs for a 640x360 frame.
-    libdeflate (the ``deflate`` package) makes the same zlib stream format in 4.5 ms, for files of
-    about the same size (3% larger on a forest frame, 5% smaller over 266 pairs of three shared
-    videos), and releases the GIL, so the :class:`_PairWriter` threads really run beside the
-    decoder. What is written here is only the container: signature, IHDR, one IDAT, IEND
-    (PNG spec, sections 5 and 11.2), each chunk with its CRC-32.
+    Why not a PNG library: all of the maintained ones (Pillow, OpenCV's libpng, libspng) compress
+    with zlib, which at level 1 takes 10 of the 13 ms that the best of them (OpenCV) needs for a
+    640x360 frame. ISA-L (the ``isal`` package, Intel's igzip) makes the same zlib stream format in
+    2.6 ms (libdeflate: 5.0 ms) for files of about the same size, and releases the GIL, so the
+    :class:`_PairWriter` threads really run beside the decoder. (fpng, 1.4 ms, makes files 30%
+    larger and holds the GIL.) What is written here is only the container: signature, IHDR, one
+    IDAT, IEND (PNG spec, sections 5 and 11.2), each chunk with its CRC-32.
     """
     import struct
 
-    import deflate
+    from isal import isal_zlib
 
     if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[2] != 3:
         raise ValueError(f"expected an 8-bit RGB image (H, W, 3), got {rgb8.dtype} {rgb8.shape}")
@@ -883,7 +883,7 @@ def _encode_png(rgb8: np.ndarray) -> bytes:
     return b"".join((
         _PNG_SIGNATURE,
         _png_chunk(b"IHDR", ihdr),
-        _png_chunk(b"IDAT", deflate.zlib_compress(rows, PNG_LEVEL)),
+        _png_chunk(b"IDAT", isal_zlib.compress(rows, PNG_LEVEL)),
         _png_chunk(b"IEND", b""),
     ))
 
@@ -924,8 +924,8 @@ class _Pending(NamedTuple):
 class _PairWriter:
     """Writes pairs on a small thread pool while the caller goes on decoding.
 
-    Encoding the two PNGs of a pair costs more than decoding its whole window, so it runs in worker
-    threads (libdeflate and the file writes release the GIL). The averaging of a window runs on a
+    Encoding the two PNGs of a pair costs about as much as decoding its whole window, so it runs in
+    worker threads (ISA-L and the file writes release the GIL). The averaging of a window runs on a
     thread of its own (:meth:`run`; OpenCV releases the GIL too), so that the decoder, which waits
     for a window's verdict, never waits behind queued PNGs. Completion is handled in the
     caller's thread, in submission order: a pair's manifest row is appended, and its ``on_done``
@@ -1228,9 +1228,10 @@ def pairs_from_video(
         if motion < cfg.min_motion:  # static on the thumbnails already: no need to average
             reject_static(s)
             return
-        # Full-size RGB on this thread (PyAV 18 crashed converting one frame from two threads);
-        # averaging and scoring go to the writer's pool, and the verdict is taken in resolve(),
-        # once decoding has reached the next window that could depend on it.
+        # Full-size RGB on this thread (PyAV 18 crashed converting one frame from two threads; and
+        # converting on the window thread instead made that thread the bottleneck, with no gain).
+        # Averaging and scoring go to the writer's window thread, and the verdict is taken in
+        # resolve(), once decoding has reached the next window that could depend on it.
         frames = [conv.rgb(f) for f in window]
         job = writer.run(_synthesize_window, frames, ti, cfg.gamma, lut, interp)
         state["pending"] = _Pending(s, [window[0].time, window[-1].time], shift, motion, job, resolve_at(s))
