@@ -899,7 +899,7 @@ def _synthesize_window(
     frames: list[np.ndarray], target_index: int, gamma: float, lut: np.ndarray, interp: "_Interpolator | None"
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(blurred, target, target's blur score, blurred's blur score) of one window of RGB frames.
-    Runs in the :class:`_PairWriter` pool (OpenCV releases the GIL)."""
+    Runs on the :class:`_PairWriter`'s window thread (OpenCV releases the GIL)."""
     from deblurcli.blur import blur_score
 
     if interp is not None:
@@ -911,7 +911,7 @@ def _synthesize_window(
 
 
 class _Pending(NamedTuple):
-    """A window whose averaging runs in the writer's pool, waiting for its static verdict."""
+    """A window whose averaging runs on the writer's window thread, waiting for its static verdict."""
 
     start: int
     times: list[float | None]
@@ -941,8 +941,8 @@ class _PairWriter:
         from concurrent.futures import ThreadPoolExecutor
 
         self.out, self.manifest = out, manifest
-        # One core is left to the decoding thread: on 2 cores one worker beats two (3.1 s against
-        # 3.3 s for 100 pairs of a 640x360 clip, and less CPU), since both would compete with it.
+        # One core is left to the decoding thread: on 2 cores one PNG worker did as well as two
+        # (measured with and without the window thread), with less CPU, since both compete with it.
         self.workers = workers or max(1, min(4, (os.cpu_count() or 1) - 1))
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="deblur-pairs")
         self.synth = ThreadPoolExecutor(1, thread_name_prefix="deblur-windows")
@@ -1116,7 +1116,7 @@ def pairs_from_video(
     at most 3 static tries) until a window passes or the stratum ends. Windows are examined as soon
     as their frames and the detector's look-ahead have been decoded, so memory holds only
     M + 3 frames (plus the pairs being averaged and written) whatever the video's length.
-    Averaging and scoring a window runs in the writer's thread pool while decoding goes on; its
+    Averaging and scoring a window runs on the writer's window thread while decoding goes on; its
     verdict is taken before the next window is examined, so the windows chosen are exactly those
     of a sequential pass.
 
