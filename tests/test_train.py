@@ -257,6 +257,38 @@ def test_cli_refuses_before_starting(pairs_dir: Path, tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_init_fine_tunes_from_given_weights(pairs_dir: Path, tmp_path: Path) -> None:
+    """--init starts the generator from a model file, with this run's recipe (here γ 1.0)."""
+    from safetensors.torch import load_file
+
+    from deblurcli.cli import app
+    from deblurcli.train import preflight
+    from deblurcli.weights import read_metadata
+
+    a = train(_cfg(pairs_dir, tmp_path / "a", steps=3, gan=False))
+    # Learning rate 0: the weights must come out exactly as they went in.
+    cfg = _cfg(pairs_dir, tmp_path / "b", steps=2, gan=False, lr=0.0, gamma=(1.0, 1.0), init=a["model"])
+    preflight(cfg)
+    b = train(cfg)
+    sa, sb = load_file(a["model"]), load_file(b["model"])
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert read_metadata(b["model"])["initialised_from"] == str(Path(a["model"]))
+    assert json.loads(read_metadata(b["model"])["recipe"])["gamma"] == [1.0, 1.0]
+    # The same run without --init starts from its seed's random weights instead.
+    sc = load_file(train(_cfg(pairs_dir, tmp_path / "c", steps=2, gan=False, lr=0.0))["model"])
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+    out = tmp_path / "d"
+    base = ["train", "--data", str(pairs_dir), "--out", str(out), "--steps", "2", *TINY]
+    r = runner.invoke(app, [*base, "--init", a["model"], "--hparam", "ngf=8"])
+    assert r.exit_code == 2 and "do not fit this generator" in r.output, r.output
+    r = runner.invoke(app, [*base, "--init", a["model"], "--resume"])
+    assert r.exit_code == 2 and "not both" in r.output
+    r = runner.invoke(app, [*base, "--init", str(tmp_path / "none.safetensors")])
+    assert r.exit_code == 1 and "none.safetensors" in r.output
+    assert not out.exists()
+
+
 def test_plot_from_metrics(tmp_path: Path) -> None:
     m = tmp_path / "metrics.jsonl"
     rows = [{"kind": "train", "step": s, "g_content": 1 / s, "wasserstein": 0.1 * s, "g_adv": -s, "gp": 1.0} for s in range(1, 30)]

@@ -1107,6 +1107,7 @@ def train(
     ] = "2.2",
     keep: Annotated[int, typer.Option(min=0, help="Checkpoints to keep (0 = all).")] = 3,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in OUT/checkpoints (model, optimisers, step, RNG; the recipe comes from the checkpoint).")] = False,
+    init: Annotated[Optional[str], typer.Option("--init", metavar="MODEL", help="Fine-tune: start the generator from these weights (a .safetensors file such as another run's OUT/model.safetensors, a model name, or hf://...) with this run's recipe; same --arch/--hparam/Laplacian setting as the run that made it.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train the deblurring GAN: WGAN-GP + λ x content loss, Laplacian-conditioned generator, label noise.
@@ -1161,6 +1162,7 @@ def train(
         gamma=_parse_gamma(gamma),
         keep=keep,
         resume=resume,
+        init=init,
     )
     if steps is not None and epochs is not None:
         raise _fail("give --steps or --epochs, not both", 2)

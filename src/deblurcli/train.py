@@ -106,6 +106,9 @@ class TrainConfig:
             values: fixed). Validation always uses 2.2, so runs stay comparable.
         keep: checkpoints kept (older ones are deleted; 0 = keep all).
         resume: continue from the newest checkpoint in ``OUT/checkpoints``.
+        init: start the generator from these weights (a ``.safetensors`` file, a registered name or
+            ``hf://...``; resolved to a local file by :func:`preflight`) instead of at random; the
+            recipe is this run's (fine-tuning). Its architecture and hyperparameters must match.
     """
 
     data: list[str]
@@ -142,6 +145,7 @@ class TrainConfig:
     gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA)
     keep: int = 3
     resume: bool = False
+    init: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""
@@ -164,6 +168,8 @@ class TrainConfig:
         """Raise :class:`TrainError` on inconsistent options (before anything starts)."""
         if not self.data:
             raise TrainError("give at least one --data folder")
+        if self.init and self.resume:
+            raise TrainError("give --init or --resume, not both (a resumed run continues from its checkpoint)")
         if self.steps is None and self.epochs is None:
             raise TrainError("give --steps or --epochs")
         if not (0 < self.gamma[0] <= self.gamma[1]):
@@ -267,6 +273,31 @@ def apply_recipe(cfg: TrainConfig, saved: TrainConfig) -> None:
         setattr(cfg, name, getattr(saved, name))
 
 
+def load_init(generator: Any, path: str | Path) -> None:
+    """Load a ``.safetensors`` file's tensors into ``generator`` (every tensor, same shapes).
+
+    Raises:
+        TrainError: the file does not fit this architecture and hyperparameters (one line).
+    """
+    from safetensors.torch import load_file
+
+    from deblurcli.weights import read_metadata
+
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise TrainError(f"--init {path}: not a readable .safetensors file ({str(e).splitlines()[0]})") from None
+    try:
+        generator.load_state_dict(state, strict=True)
+    except RuntimeError:
+        meta = read_metadata(path)
+        made = f"{meta.get('architecture', '?')} {meta.get('hyperparameters', '')}".strip()
+        raise TrainError(
+            f"--init {path}: its tensors do not fit this generator (the file holds {made}); "
+            "give the same --arch, --hparam and Laplacian setting as the run that made it"
+        ) from None
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     import torch
 
@@ -366,6 +397,18 @@ def preflight(cfg: TrainConfig) -> list[str]:
         apply_recipe(cfg, read_checkpoint_config(found[-1]))
     if not cfg.resume and list_checkpoints(cfg.out):
         raise TrainError(f"{cfg.out} already holds checkpoints; use --resume to continue, or another --out")
+    if cfg.init:
+        from deblurcli.models import create_model
+        from deblurcli.weights import resolve_weights
+
+        # Resolved once, here: the training processes get a local file, and a mismatch fails before
+        # any of them starts.
+        cfg.init = str(resolve_weights(cfg.init).path)
+        try:
+            generator = create_model(cfg.arch, **{**cfg.hparams, "laplacian": cfg.laplacian})
+        except ValueError as e:
+            raise TrainError(str(e)) from None
+        load_init(generator, cfg.init)
     if cfg.content == "perceptual":
         path = Path(cfg.vgg_weights) if cfg.vgg_weights else default_vgg19_path()
         if not path.is_file():
@@ -539,6 +582,8 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
         opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
         opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=tuple(cfg.betas)) if critic is not None else None
         step = 0
+        if ckpt is None and cfg.init:
+            load_init(generator, cfg.init)
         if ckpt is not None:
             generator.load_state_dict(ckpt["generator"])
             opt_g.load_state_dict(ckpt["opt_g"])
@@ -794,6 +839,7 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
                     "trained_steps": str(step),
                     "training_data": json.dumps([str(Path(d)) for d in cfg.data]),
                     "trainer": f"deblurcli {__version__} deblur train",
+                    **({"initialised_from": cfg.init} if cfg.init else {}),
                 },
             )
             plot_path = out / "curves.png"
