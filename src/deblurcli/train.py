@@ -107,8 +107,9 @@ class TrainConfig:
         keep: checkpoints kept (older ones are deleted; 0 = keep all).
         resume: continue from the newest checkpoint in ``OUT/checkpoints``.
         init: start the generator from these weights (a ``.safetensors`` file, a registered name or
-            ``hf://...``; resolved to a local file by :func:`preflight`) instead of at random; the
-            recipe is this run's (fine-tuning). Its architecture and hyperparameters must match.
+            ``hf://...``; :func:`preflight` resolves it to a local file once, for all processes)
+            instead of at random; the recipe is this run's (fine-tuning). Its architecture and
+            hyperparameters must match.
     """
 
     data: list[str]
@@ -583,7 +584,9 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
         opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=tuple(cfg.betas)) if critic is not None else None
         step = 0
         if ckpt is None and cfg.init:
-            load_init(generator, cfg.init)
+            from deblurcli.weights import resolve_weights
+
+            load_init(generator, resolve_weights(cfg.init).path)  # preflight made it a local file
         if ckpt is not None:
             generator.load_state_dict(ckpt["generator"])
             opt_g.load_state_dict(ckpt["opt_g"])
