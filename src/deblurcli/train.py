@@ -274,6 +274,20 @@ def apply_recipe(cfg: TrainConfig, saved: TrainConfig) -> None:
         setattr(cfg, name, getattr(saved, name))
 
 
+def build_generator(cfg: TrainConfig) -> Any:
+    """The generator of ``cfg`` (architecture, hyperparameters, Laplacian channel), on the CPU.
+
+    Raises:
+        TrainError: unknown architecture or invalid hyperparameters.
+    """
+    from deblurcli.models import create_model
+
+    try:
+        return create_model(cfg.arch, **{**cfg.hparams, "laplacian": cfg.laplacian})
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+
+
 def load_init(generator: Any, path: str | Path) -> None:
     """Load a ``.safetensors`` file's tensors into ``generator`` (every tensor, same shapes).
 
@@ -282,12 +296,12 @@ def load_init(generator: Any, path: str | Path) -> None:
     """
     from safetensors.torch import load_file
 
-    from deblurcli.weights import read_metadata
+    from deblurcli.weights import _first_line, read_metadata
 
     try:
         state = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for bad headers
-        raise TrainError(f"--init {path}: not a readable .safetensors file ({str(e).splitlines()[0]})") from None
+        raise TrainError(f"--init {path}: not a readable .safetensors file ({_first_line(e)})") from None
     try:
         generator.load_state_dict(state, strict=True)
     except RuntimeError:
@@ -399,17 +413,12 @@ def preflight(cfg: TrainConfig) -> list[str]:
     if not cfg.resume and list_checkpoints(cfg.out):
         raise TrainError(f"{cfg.out} already holds checkpoints; use --resume to continue, or another --out")
     if cfg.init:
-        from deblurcli.models import create_model
         from deblurcli.weights import resolve_weights
 
         # Resolved once, here: the training processes get a local file, and a mismatch fails before
         # any of them starts.
         cfg.init = str(resolve_weights(cfg.init).path)
-        try:
-            generator = create_model(cfg.arch, **{**cfg.hparams, "laplacian": cfg.laplacian})
-        except ValueError as e:
-            raise TrainError(str(e)) from None
-        load_init(generator, cfg.init)
+        load_init(build_generator(cfg), cfg.init)
     if cfg.content == "perceptual":
         path = Path(cfg.vgg_weights) if cfg.vgg_weights else default_vgg19_path()
         if not path.is_file():
@@ -573,9 +582,8 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
 
         # ---- models (same seed on every rank; DDP also broadcasts rank 0's parameters)
         torch.manual_seed(cfg.seed)
-        gen_hparams = {**cfg.hparams, "laplacian": cfg.laplacian}
+        generator = build_generator(cfg).to(device)
         try:
-            generator = create_model(cfg.arch, **gen_hparams).to(device)
             critic = create_model("patchgan", **cfg.critic_hparams).to(device) if cfg.gan else None
         except ValueError as e:
             raise TrainError(str(e)) from None
