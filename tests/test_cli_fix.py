@@ -141,6 +141,23 @@ def test_fix_never_writes_over_inputs_unless_asked(tiny_model: Path, tmp_path: P
     assert code == 0 and photo.read_bytes() != original
 
 
+def test_fix_linear_matches_the_library(tiny_model: Path, tmp_path: Path) -> None:
+    import torch
+
+    from deblurcli.inference import Deblurrer
+
+    photo = tmp_path / "p.png"
+    PILImage.fromarray(textured_rgb(40, 48)).save(photo)
+    for flag, folder in (("--linear", "lin"), (None, "plain")):
+        code, _, stderr = _run("fix", photo, "-o", tmp_path / folder, "--model", tiny_model, "--device", "cpu", *([flag] if flag else []))
+        assert code == 0, stderr
+    x = torch.from_numpy(np.asarray(PILImage.open(photo)).transpose(2, 0, 1)[None] / 255.0).float()
+    y = Deblurrer(tiny_model, device="cpu", linear=True).deblur(x)[0].numpy().transpose(1, 2, 0)
+    lin = np.asarray(PILImage.open(tmp_path / "lin" / "p.png")).astype(int)
+    assert np.abs(lin - np.rint(y * 255)).max() <= 1
+    assert np.abs(lin - np.asarray(PILImage.open(tmp_path / "plain" / "p.png")).astype(int)).max() > 2
+
+
 def test_fix_model_errors(tiny_model: Path, tmp_path: Path) -> None:
     photo = tmp_path / "p.png"
     PILImage.fromarray(textured_rgb(24, 24)).save(photo)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import textured_rgb
 from deblurcli.cli import app
+from deblurcli.errors import InputError
 from deblurcli.evaluate import PSNR_CAP, evaluate
 
 runner = CliRunner()
@@ -233,3 +234,25 @@ def test_align_scores_offset_captures_at_their_best_shift(tmp_path: Path) -> Non
     assert (cells["shift"], cells["input_shift"]) == ("-1 0", "-2 1")
     res = runner.invoke(app, ["evaluate", str(root), "--identity", "--align", "-1"])
     assert res.exit_code == 2
+
+
+class UnsharpModule(torch.nn.Module):
+    """UnsharpMask as an nn.Module, for the paths where evaluate builds the Deblurrer itself."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return UnsharpMask().deblur(x)
+
+
+def test_linear_runs_the_model_on_encoded_values_and_scores_as_stored(flat: Path) -> None:
+    # The fixture's blur is an average of the stored values: linear data, as Levin's.
+    rep = evaluate(flat, model=UnsharpModule(), linear=True, device="cpu")
+    assert rep.summary["linear"] is True and rep.summary["count"] == 3
+    x = torch.from_numpy(np.asarray(PILImage.open(flat / "blur" / "p0.png")).transpose(2, 0, 1)[None] / 255.0).float()
+    y = UnsharpMask().deblur(x.pow(1 / 2.2)).clamp(0, 1).pow(2.2)
+    y8 = np.rint(y[0].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+    assert rep.rows[0].psnr == pytest.approx(_sk(y8, _sharp(flat, 0))[0], abs=1e-3)
+    assert rep.rows[0].psnr != pytest.approx(evaluate(flat, model=UnsharpModule(), device="cpu").rows[0].psnr, abs=0.01)
+    with pytest.raises(InputError, match="linear=True"):
+        evaluate(flat, model=UnsharpMask(), linear=True)
+    result = runner.invoke(app, ["evaluate", str(flat), "--identity", "--linear"])
+    assert result.exit_code == 2 and "--linear changes how a model is run" in result.stderr

@@ -125,3 +125,27 @@ def test_image_round_trip_16bit_alpha_grey(tmp_path: Path) -> None:
     grey = Image(pixels=textured_rgb(20, 30)[:, :, :1].copy())
     out = d.deblur_image(grey)
     assert out.is_grey and out.pixels.shape == (20, 30, 1)
+
+
+class _BoxBlur(torch.nn.Module):
+    """A fixed 5x5 box filter: a model whose output depends on the encoding of its input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = torch.full((3, 1, 5, 5), 1 / 25)
+        return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (2, 2, 2, 2), mode="replicate"), k, groups=3)
+
+
+def test_linear_runs_the_model_on_gamma_encoded_values(picture: torch.Tensor) -> None:
+    x = picture[:, :, :64, :80]
+    plain = Deblurrer(_BoxBlur(), device="cpu").deblur(x)
+    linear = Deblurrer(_BoxBlur(), device="cpu", linear=True).deblur(x)
+    # Encoded with x^(1/2.2), filtered, decoded with x^2.2: darker at edges than the plain filter, as a
+    # mean taken in the encoded space is a power mean of exponent 1/2.2 < 1 of the linear values.
+    expected = _BoxBlur()(x.pow(1 / 2.2)).clamp(0, 1).pow(2.2)
+    assert (linear - expected).abs().max() < 1e-5
+    assert (linear - plain).abs().max() > 0.02 and (linear - plain).mean() < 0
+    # A model that returns its input gives the input back: encode and decode are inverses.
+    model = create_model("nafnet", width=4)
+    torch.nn.init.zeros_(model.ending.weight)
+    torch.nn.init.zeros_(model.ending.bias)
+    assert (Deblurrer(model, device="cpu", linear=True).deblur(x) - x).abs().max() < 1e-5

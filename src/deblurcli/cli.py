@@ -209,6 +209,15 @@ ModelOpt = Annotated[
         show_default=False,
     ),
 ]
+LinearOpt = Annotated[
+    bool,
+    typer.Option(
+        "--linear",
+        help="The images hold linear light (linear TIFFs from raw converters, Levin et al. 2009), not a "
+        "camera's gamma-encoded values: the model runs on them encoded with x^(1/2.2), as the photos it was "
+        "trained on, and the result is decoded back. Without it, linear images come out too dark at edges.",
+    ),
+]
 OfflineOpt = Annotated[
     bool,
     typer.Option("--offline", help="Never touch the network: use bundled or cached weights only (also HF_HUB_OFFLINE=1)."),
@@ -247,6 +256,7 @@ def fix(
         typer.Option(min=0, help="Tile side in pixels for large images (default: from available memory; 0 = never tile).", show_default=False),
     ] = None,
     tile_overlap: Annotated[int, typer.Option(min=0, help="Pixels shared by neighbouring tiles, blended.")] = 32,
+    linear: LinearOpt = False,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -289,7 +299,7 @@ def fix(
 
             deblurrer = Deblurrer(
                 model_spec, device=device, precision=precision.value, tile=tile,
-                tile_overlap=tile_overlap, offline=offline,
+                tile_overlap=tile_overlap, offline=offline, linear=linear,
             )
             err.print(
                 f"model {deblurrer.info.name} ({deblurrer.info.architecture}, "
@@ -748,6 +758,7 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    linear: LinearOpt = False,
     offline: OfflineOpt = False,
     limit: Annotated[
         Optional[int], typer.Option(min=1, help="Score only the first N pairs (quick checks).", show_default=False)
@@ -834,6 +845,7 @@ def evaluate(
                 limit=limit,
                 extremes=extremes if report is not None else 0,
                 align=align,
+                linear=linear,
                 on_progress=on_progress,
             )
         finally:
@@ -883,6 +895,8 @@ def _print_evaluation(s: dict, show_published: bool) -> None:
     what = {"identity": "blurred input (identity)", "model": f"model {s.get('model')}", "pred": f"predictions {s.get('pred')}"}
     source = s.get("dataset") or s.get("gt")
     title = f"{what.get(str(s['what']), s['what'])} on {source} ({s['layout']}): {s['count']} images"
+    if s.get("linear"):
+        title += " (run on linear light: --linear)"
     out.print(title, soft_wrap=True)  # above the table: a table title would wrap to its width
     table = Table()
     table.add_column("")

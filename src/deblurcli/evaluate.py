@@ -155,6 +155,7 @@ def evaluate(
     limit: int | None = None,
     extremes: int = 0,
     align: int = 0,
+    linear: bool = False,
     on_progress: ProgressFn | None = None,
 ) -> EvalReport:
     """Score a model, existing predictions, or the blurred inputs against ground truth.
@@ -178,6 +179,9 @@ def evaluate(
         align: score the output and the input each at the integer shift of up to ``align`` px
             that fits the ground truth best, on the area ``align`` px inside the borders (see
             :func:`deblurcli.metrics.align`; for camera-shake sets such as Levin's). 0: no shift.
+        linear: the dataset's images hold linear light (Levin's do): the model runs on them
+            gamma-encoded (see ``Deblurrer(linear=True)``). Only when ``model`` is a name, a path or
+            an ``nn.Module``; scores are computed on the images as stored.
         on_progress: called after each image with (done, total, row).
 
     Raises:
@@ -202,6 +206,10 @@ def evaluate(
         raise InputError("give a dataset folder (or --pred DIR --gt DIR)")
     if align < 0:
         raise InputError(f"--align must be 0 or more pixels, got {align}")
+    if linear and mode != "model":
+        raise InputError("--linear changes how a model is run: it goes with --model, not --pred or --identity")
+    if linear and hasattr(model, "deblur"):
+        raise InputError("linear=True needs a model name, path or nn.Module; build your Deblurrer with linear=True instead")
 
     jobs, layout = _jobs(dataset, pred, gt, blur_dir, split)
     if limit is not None:
@@ -210,7 +218,7 @@ def evaluate(
     deblurrer = None
     model_label = None
     if mode == "model":
-        deblurrer, model_label = _deblurrer(model, dev, precision, tile, offline)
+        deblurrer, model_label = _deblurrer(model, dev, precision, tile, offline, linear)
 
     rank_by_gain = mode != "identity"
     rows: list[EvalRow] = []
@@ -309,6 +317,7 @@ def evaluate(
             "ssim_convention_text": SSIM_CONVENTIONS[ssim_convention],
             "psnr_cap": PSNR_CAP,
             "align": align,
+            "linear": linear,
             "device": str(dev),
             "ranked_by": "psnr_gain" if rank_by_gain and summary["psnr_gain"] is not None else "psnr",
         }
@@ -394,13 +403,15 @@ def _device(device: str) -> torch.device:
     return dev
 
 
-def _deblurrer(model: Any, dev: torch.device, precision: str, tile: int | None, offline: bool) -> tuple[Any, str]:
+def _deblurrer(
+    model: Any, dev: torch.device, precision: str, tile: int | None, offline: bool, linear: bool
+) -> tuple[Any, str]:
     if hasattr(model, "deblur"):
         return model, getattr(model, "name", None) or type(model).__name__
     from deblurcli.inference import Deblurrer  # lazy: heavy, and lives on its own branch
 
     label = str(model) if isinstance(model, (str, Path)) else type(model).__name__
-    return Deblurrer(model, device=str(dev), precision=precision, tile=tile, offline=offline), label
+    return Deblurrer(model, device=str(dev), precision=precision, tile=tile, offline=offline, linear=linear), label
 
 
 def _keep(heap: list[tuple[float, int, Extreme]], item: tuple[float, int, Extreme], k: int) -> None:

@@ -38,6 +38,10 @@ ProgressCallback = Callable[[int, int], None]
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
+#: The camera encoding g(x) = x^(1/2.2) that ``linear=True`` applies before the model (and inverts
+#: after): the models are trained on gamma-encoded photos whose blur happened in linear light.
+LINEAR_GAMMA = 2.2
+
 #: Activation memory the CPU path may use: a quarter of the available memory, at most this.
 CPU_BUDGET_CAP = 1 << 30
 #: Tiles are never smaller than this (context overhead grows as tiles shrink).
@@ -273,6 +277,11 @@ class Deblurrer:
             ``0`` never tiles.
         tile_overlap: pixels shared by neighbouring tiles (blended; see the module docstring).
         offline: resolve the model from the local cache only.
+        linear: the images hold linear light (raw-converted linear TIFFs, scientific data, Levin et
+            al. 2009), not a camera's gamma-encoded values. The models learn blur as it is in
+            photos: averaged in linear light, then encoded. A linear image is therefore encoded
+            with x^(1/2.2) before the model and decoded with x^2.2 after it; without this, a model
+            "corrects" a brightening at edges that linear data does not have and darkens them.
 
     Example:
         >>> d = Deblurrer("weights.safetensors")                   # doctest: +SKIP
@@ -288,6 +297,7 @@ class Deblurrer:
         tile: int | None = None,
         tile_overlap: int = 32,
         offline: bool = False,
+        linear: bool = False,
     ) -> None:
         if tile is not None and tile < 0:
             raise DeblurError(f"tile must be >= 0, got {tile}")
@@ -320,6 +330,7 @@ class Deblurrer:
             self.model.to(memory_format=torch.channels_last)
         self.tile = tile
         self.tile_overlap = tile_overlap
+        self.linear = linear
         #: Statistics passes over the tiles before the real one, for models with InstanceNorm.
         self.norm_passes = 1
         self._bpp: float | None = None
@@ -381,6 +392,12 @@ class Deblurrer:
             raise DeblurError(f"deblur expects a (B, 3, H, W) tensor, got {getattr(x, 'shape', type(x))}")
         if not x.is_floating_point():
             raise DeblurError(f"deblur expects float values in [0, 1], got {x.dtype}")
+        if self.linear:
+            y = self._deblur(x.clamp(0.0, 1.0).pow(1.0 / LINEAR_GAMMA), on_progress)
+            return y.pow_(LINEAR_GAMMA)
+        return self._deblur(x, on_progress)
+
+    def _deblur(self, x: torch.Tensor, on_progress: ProgressCallback | None) -> torch.Tensor:
         b, _, h, w = x.shape
         tile = self.tile_size(h, w)
         if tile is None:
@@ -456,4 +473,4 @@ class Deblurrer:
         return image.with_tensor(restored)
 
 
-__all__ = ["Deblurrer", "activation_bytes_per_pixel", "pick_device", "pick_dtype", "tile_spans"]
+__all__ = ["LINEAR_GAMMA", "Deblurrer", "activation_bytes_per_pixel", "pick_device", "pick_dtype", "tile_spans"]
