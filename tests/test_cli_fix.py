@@ -161,8 +161,8 @@ def test_fix_linear_matches_the_library(tiny_model: Path, tmp_path: Path) -> Non
 def test_fix_model_errors(tiny_model: Path, tmp_path: Path) -> None:
     photo = tmp_path / "p.png"
     PILImage.fromarray(textured_rgb(24, 24)).save(photo)
-    # No weights exist for the registered models yet: say so, and how to pass a file.
-    code, _, stderr = _run("fix", photo, "-o", tmp_path / "o")
+    # No weights exist for the registered models other than the default: say so, and how to pass a file.
+    code, _, stderr = _run("fix", photo, "-o", tmp_path / "o", "--model", "deblurgan")
     assert code == 2 and "no trained weights" in stderr and "--model path/to/model.safetensors" in stderr
     code, _, stderr = _run("fix", photo, "-o", tmp_path / "o", "--model", "nope")
     assert code == 2 and "unknown model 'nope'" in stderr and "deblurgan" in stderr
@@ -179,8 +179,10 @@ def test_models_lists_the_registry() -> None:
     code, stdout, _ = _run("models", "--json")
     rows = _json_lines(stdout)
     assert code == 0 and [r["name"] for r in rows] == list(REGISTRY)
-    assert all(r["source"] == "not published" and r["cached"] is False for r in rows)
-    assert sum(r["default"] for r in rows) == 1
+    default = [r for r in rows if r["default"]]
+    assert len(default) == 1 and default[0]["name"] == "nafnet-s"
+    assert default[0]["source"] == "bundled" and default[0]["cached"] is True
+    assert all(r["source"] == "not published" and r["cached"] is False for r in rows if not r["default"])
     code, stdout, _ = _run("models")
     assert code == 0 and "nafnet-s" in stdout and "11.4 M" in stdout
 

@@ -447,8 +447,8 @@ def _write_compare(before, after, target: Path, fmt: Optional[str], quality: int
 def models(json_out: JsonOpt = False) -> None:
     """List the named models: architecture, parameters, size (fp32), weights source, cached or not.
 
-    A name goes to `deblur fix --model NAME`. Models without published weights cannot be used by name
-    yet; pass a .safetensors file (e.g. from `deblur train`) instead.
+    A name goes to `deblur fix --model NAME`. The default (nafnet-s) is bundled; models without
+    published weights cannot be used by name yet: pass a .safetensors file (e.g. from `deblur train`).
     """
     from rich.table import Table
 
@@ -477,12 +477,15 @@ def models(json_out: JsonOpt = False) -> None:
         return
     from deblurcli.console import human_size
 
-    table = Table(title="Models (deblur fix --model NAME)", title_justify="left")
-    for col in ("name", "architecture", "parameters", "size", "source", "cached"):
-        table.add_column(col, justify="right" if col in ("parameters", "size") else "left", overflow="fold")
+    table = Table(title=f"Models (deblur fix --model NAME; default {DEFAULT_MODEL})", title_justify="left")
+    for col in ("name", "arch", "params", "size", "source", "cached"):
+        # Names are typed back on the command line: never fold one.
+        table.add_column(
+            col, justify="right" if col in ("params", "size") else "left", overflow="fold", no_wrap=col in ("name", "source")
+        )
     for r in rows:
         table.add_row(
-            f"{r['name']}{' (default)' if r['default'] else ''}",
+            str(r["name"]),
             str(r["architecture"]),
             f"{int(r['parameters']) / 1e6:.1f} M",  # type: ignore[call-overload]
             human_size(float(r["size_bytes"])),  # type: ignore[arg-type]

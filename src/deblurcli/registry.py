@@ -4,9 +4,10 @@ Modelled on timm's pretrained configs: a plain, frozen dataclass per name, holdi
 its hyperparameters, the weights file name, its sha256, and where it is published on the Hugging Face
 Hub (repo, file, pinned revision). :mod:`deblurcli.weights` turns an entry into a verified file.
 
-No trained weights are published yet: every entry has ``hub=None`` and ``sha256=None`` until a
-training run lands one (then fill in ``sha256`` and ``hub``, or drop the file into ``weights/``).
-Until then ``deblur fix`` says that no weights are available and how to pass a file instead.
+The default, ``nafnet-s``, is bundled in the wheel (``weights/nafnet-s.safetensors``, its model card
+in ``weights/README.md``) and verified against its sha256 before it is loaded. The other entries
+have no trained weights yet (``hub=None``, ``sha256=None``): ``deblur fix --model NAME`` says so and
+how to pass a file instead. Publishing one means filling in ``sha256`` and ``hub`` (or bundling it).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class ModelEntry:
         return self.hub is not None and self.sha256 is not None
 
 
+#: sha256 of the bundled ``weights/nafnet-s.safetensors`` (tests check that the file matches).
+NAFNET_S_SHA256 = "3ca3b2dbcd5bb6753479948af88a50f5eab0d13e804d9b1db68ff42b9635f693"
+
 _NAF_S = {"width": 16, "enc_blocks": [1, 1, 1, 1], "middle_blocks": 1, "dec_blocks": [1, 1, 1, 1]}
 _NAF_M = {"width": 24, "enc_blocks": [1, 1, 2, 4], "middle_blocks": 2, "dec_blocks": [1, 1, 1, 1]}
 # The shape of NAFNet-GoPro-width32 from the NAFNet paper (28 blocks at 1/16 resolution).
@@ -95,8 +99,9 @@ REGISTRY: dict[str, ModelEntry] = {
             "nafnet-s",
             "nafnet",
             {**_NAF_S, "laplacian": True},
-            "NAFNet-style U-Net, width 16, 4 downsamplings: fastest",
+            "NAFNet-style U-Net, width 16, 4 downsamplings: fastest; trained, bundled",
             num_params=1_137_347,
+            sha256=NAFNET_S_SHA256,
         ),
         ModelEntry(
             "nafnet-m",
@@ -115,9 +120,9 @@ REGISTRY: dict[str, ModelEntry] = {
     )
 }
 
-#: What ``deblur fix`` uses without ``--model``. The paper's generator until a measured comparison
-#: of trained models picks another (a later issue).
-DEFAULT_MODEL = "deblurgan"
+#: What ``deblur fix`` uses without ``--model``: the bundled model (chosen by measurement, see the
+#: model card ``weights/README.md``).
+DEFAULT_MODEL = "nafnet-s"
 
 
 def list_models() -> list[ModelEntry]:
