@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
@@ -36,7 +37,7 @@ def main() -> None:
     scores = score_image(before), score_image(after)
     halves = []
     for img in (before, after):
-        pil = _rgb8(img)
+        pil = PILImage.fromarray(np.rint(img.rgb_float() * 255).astype(np.uint8))  # grey, 16-bit: RGB8
         if args.crop:
             x, y, w, h = (int(v) for v in args.crop.split(","))
             pil = pil.crop((x, y, x + w, y + h))
@@ -56,17 +57,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(args.out, quality=args.quality, optimize=True)
     print(f"{args.out}: {canvas.size[0]}x{canvas.size[1]}, {args.out.stat().st_size // 1024} KiB; blur score {scores[0]:.1f} -> {scores[1]:.1f}")
-
-
-def _rgb8(img) -> PILImage.Image:  # type: ignore[no-untyped-def]
-    import numpy as np
-
-    px = img.pixels
-    if px.dtype != np.uint8:
-        px = np.rint(px.astype(np.float64) / 257).astype(np.uint8)
-    if px.shape[2] == 1:
-        px = np.repeat(px, 3, axis=2)
-    return PILImage.fromarray(px)
 
 
 if __name__ == "__main__":
