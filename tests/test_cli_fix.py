@@ -149,8 +149,11 @@ def test_fix_linear_matches_the_library(tiny_model: Path, tmp_path: Path) -> Non
     photo = tmp_path / "p.png"
     PILImage.fromarray(textured_rgb(40, 48)).save(photo)
     for flag, folder in (("--linear", "lin"), (None, "plain")):
-        code, _, stderr = _run("fix", photo, "-o", tmp_path / folder, "--model", tiny_model, "--device", "cpu", *([flag] if flag else []))
+        code, stdout, stderr = _run(
+            "fix", photo, "-o", tmp_path / folder, "--model", tiny_model, "--device", "cpu", "--json", *([flag] if flag else [])
+        )
         assert code == 0, stderr
+        assert _json_lines(stdout)[0]["linear"] is (flag is not None)  # the row says how it was made
     x = torch.from_numpy(np.asarray(PILImage.open(photo)).transpose(2, 0, 1)[None] / 255.0).float()
     y = Deblurrer(tiny_model, device="cpu", linear=True).deblur(x)[0].numpy().transpose(1, 2, 0)
     lin = np.asarray(PILImage.open(tmp_path / "lin" / "p.png")).astype(int)

@@ -387,6 +387,7 @@ def fix(
                     "ratio": round(ratio, 4) if ratio is not None else None,
                     "seconds": round(seconds, 3),
                     "model": d.info.name,
+                    "linear": linear,
                 }
                 rows.append(row)
                 if json_out:
