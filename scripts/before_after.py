@@ -45,7 +45,9 @@ def main() -> None:
     half_w = args.width // 2
     scale = half_w / halves[0].width
     size = (half_w, round(halves[0].height * scale))
-    halves = [h.resize(size, PILImage.Resampling.LANCZOS) if scale < 1 else h.resize(size, PILImage.Resampling.NEAREST) for h in halves]
+    # Shrinking is filtered; enlarging a small photo keeps its pixels visible (no invented smoothness).
+    resample = PILImage.Resampling.LANCZOS if scale < 1 else PILImage.Resampling.NEAREST
+    halves = [h.resize(size, resample) for h in halves]
     bar = 28
     canvas = PILImage.new("RGB", (size[0] * 2 + 4, size[1] + bar), "white")
     draw = ImageDraw.Draw(canvas)
