@@ -17,8 +17,11 @@ def _cv2_score(path) -> float:
 
 
 def test_blur_score_is_opencv_variance_of_laplacian() -> None:
-    gray = textured_rgb(50, 70)[:, :, 1]
-    assert blur_score(gray) == cv2.Laplacian(gray, cv2.CV_64F).var()
+    rng = np.random.default_rng(0)
+    checker = (np.indices((64, 48)).sum(axis=0) % 2 * 255).astype(np.uint8)  # Laplacian +-1020: int16's reach
+    for gray in (textured_rgb(50, 70)[:, :, 1], rng.integers(0, 256, (720, 1280), dtype=np.uint8), checker,
+                 rng.integers(0, 256, (1, 1), dtype=np.uint8), rng.integers(0, 256, (2, 3), dtype=np.uint8)):
+        assert blur_score(gray) == pytest.approx(cv2.Laplacian(gray, cv2.CV_64F).var(), rel=1e-12, abs=1e-12)
     assert blur_score(np.full((10, 10), 77, np.uint8)) == 0.0
 
 

@@ -93,6 +93,22 @@ def test_still_rejects_bad_input() -> None:
         synthesize_from_still(np.zeros((8, 8, 3), np.float32), rng)
 
 
+def test_content_score_is_pyscenedetects_formula() -> None:
+    """The OpenCV implementation against the plain formula: mean |dH| (wrapped on the 180-step hue
+    circle), |dS| and |dV| (mean-removed), averaged; hue differences on both sides of 90."""
+    from deblurcli.pairs import _hsv_features, content_score
+
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        a, b = (_hsv_features(rng.integers(0, 256, (36, 64, 3), dtype=np.uint8)) for _ in range(2))
+        d = np.abs(a.astype(np.float64) - b)
+        expected = (np.minimum(d[..., 0], 180 - d[..., 0]).mean() + d[..., 1].mean() + d[..., 2].mean()) / 3
+        assert (d[..., 0] > 90).any() and (d[..., 0] < 90).any()
+        assert content_score(a, b) == pytest.approx(expected, rel=1e-5)
+    same = _hsv_features(textured_rgb(36, 64))
+    assert content_score(same, same) == 0.0
+
+
 # ------------------------------------------------------------------------------------------------
 # Videos (generated with PyAV: tiny, a few dozen frames)
 # ------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Both use the same 4-neighbour kernel ``[[0,1,0],[1,-4,1],[0,1,0]]`` (OpenCV's ``ksize=1``).
 
-The blur score is the variance of that Laplacian over the 8-bit luma of an image, i.e. exactly
+The blur score is the variance of that Laplacian over the 8-bit luma of an image, i.e.
 ``cv2.Laplacian(gray, cv2.CV_64F).var()`` with ``gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY)``.
 Sharp images have strong edges and so a high variance; blur removes them. The number depends on
 resolution and content: compare scores of the same picture, not of different pictures.
@@ -40,13 +40,19 @@ def blur_score(gray8: np.ndarray) -> float:
         gray8: ``uint8`` array of shape (H, W), the luma on the 0-255 scale.
 
     Returns:
-        ``cv2.Laplacian(gray8, cv2.CV_64F).var()``; higher means sharper.
+        ``cv2.Laplacian(gray8, cv2.CV_64F).var()`` (to 1e-12 relative); higher means sharper.
     """
     import cv2
 
     if gray8.ndim != 2 or gray8.dtype != np.uint8:
         raise ValueError(f"blur_score expects a (H, W) uint8 array, got {gray8.shape} {gray8.dtype}")
-    return float(cv2.Laplacian(gray8, cv2.CV_64F, ksize=1).var())
+    # The Laplacian of 8-bit values is an integer in [-1020, 1020]: int16 holds it exactly, and
+    # meanStdDev sums it (and its square) in double, exactly below 2^53 (~9e9 pixels at the
+    # extreme). The same number as the float64 array's .var(), at a sixth of the cost in a busy
+    # process (make-pairs scores two images per pair): no 8-bytes-per-pixel array to allocate and
+    # fault in, and one pass instead of NumPy's three.
+    _, std = cv2.meanStdDev(cv2.Laplacian(gray8, cv2.CV_16S, ksize=1))
+    return float(std[0, 0]) ** 2
 
 
 def laplacian(rgb: "torch.Tensor") -> "torch.Tensor":

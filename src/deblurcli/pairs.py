@@ -556,9 +556,17 @@ def content_score(a: np.ndarray, b: np.ndarray) -> float:
     """PySceneDetect's ContentDetector score between two frames' :func:`_hsv_features`: the mean of
     the mean absolute differences of hue, saturation and (mean-removed) value, 0-255 scale; hue
     differences wrap around OpenCV's 180-step circle."""
-    d = np.abs(a - b)
-    dh = np.minimum(d[..., 0], 180.0 - d[..., 0])
-    return float((dh.mean() + d[..., 1].mean() + d[..., 2].mean()) / 3.0)
+    import cv2
+
+    # OpenCV instead of NumPy's strided channel views: a seventh of the cost (0.04 ms against
+    # 0.3 ms per 192 px thumbnail; every decoded frame is scored on make-pairs' decoding thread).
+    # The wrapped hue difference min(d, 180 - d) is d less max(0, 2d - 180), and that correction
+    # is non-zero only where d > 90: twice those d's sum, less 180 for each of them.
+    d = cv2.absdiff(a, b)
+    mh, ms, mv, _ = cv2.mean(d)
+    _, over = cv2.threshold(cv2.extractChannel(d, 0), 90.0, 0.0, cv2.THRESH_TOZERO)
+    wrap = (2.0 * cv2.sumElems(over)[0] - 180.0 * cv2.countNonZero(over)) / over.size
+    return float((mh - wrap + ms + mv) / 3.0)
 
 
 def adaptive_ratio(scores: list[float] | np.ndarray, i: int, window: int = 2) -> float:
