@@ -13,7 +13,7 @@
 # CPU a GAN step costs ~20x a content-only step (5 critic updates with a gradient penalty): at the
 # default 256 px crops 1500 GAN steps take ~5 h, so the CPU ablation in README with all four runs is
 #   CROP=128 STEPS=1000 LR=2e-4 CONFIGS="lap1-gan0 lap0-gan0 lap1-gan1 lap0-gan1 lap1-gan0-seed1"
-# (~2.5 h on 2 cores: ~4 min per content-only run, ~1 h per GAN run, plus the evaluations).
+# (2 h 20 min on this 2-core CPU: ~4.5 min per content-only run, ~1 h per GAN run, evaluations included).
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-runs/ablation}
