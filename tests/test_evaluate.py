@@ -153,6 +153,16 @@ def test_cli_report_files_and_table(flat: Path, tmp_path: Path) -> None:
     assert len(rows.read_text().splitlines()) == 3
 
 
+def test_cli_report_that_cannot_be_written_is_one_line(flat: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    (out / "summary.json").mkdir(parents=True)  # a folder where the file must go: the rename fails
+    result = runner.invoke(app, ["evaluate", str(flat), "--identity", "--report", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "cannot write the report" in result.output and "summary.json" in result.output
+    assert "Traceback" not in result.output
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # no temp file left
+
+
 def test_cli_published_numbers_are_marked(flat: Path) -> None:
     result = runner.invoke(app, ["evaluate", str(flat), "--identity", "--published"])
     assert result.exit_code == 0, result.output

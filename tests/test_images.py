@@ -250,6 +250,28 @@ def test_write_is_atomic_and_keeps_the_old_file_on_failure(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.jpg"]  # no temp file left
 
 
+def test_written_files_get_the_permissions_open_would_give(tmp_path: Path) -> None:
+    # The temp file behind an atomic write is 0o600; the file renamed into place must not be (an
+    # output photo readable by its owner only). New: what open() gives here (0o666 less the umask);
+    # replaced: the old file's bits.
+    from deblurcli.models import create_model
+    from deblurcli.weights import save_model
+
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    expected = plain.stat().st_mode & 0o777
+    img = Image(pixels=textured_rgb(8, 8))
+    write_image(tmp_path / "new.png", img)
+    assert (tmp_path / "new.png").stat().st_mode & 0o777 == expected
+    old = tmp_path / "old.png"
+    old.write_bytes(b"x")
+    old.chmod(0o640)
+    write_image(old, img)
+    assert old.stat().st_mode & 0o777 == 0o640
+    save_model(tmp_path / "m.safetensors", create_model("nafnet", width=8, enc_blocks=[1], middle_blocks=1, dec_blocks=[1]))
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == expected
+
+
 def test_write_errors(tmp_path: Path) -> None:
     img = Image(pixels=textured_rgb(8, 8))
     with pytest.raises(ImageError, match="does not exist"):

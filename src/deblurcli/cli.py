@@ -873,7 +873,7 @@ def evaluate(
             files = write_report(report, result, {k: v for k, v in summary.items() if k == "published_gopro"})
             if not json_out:
                 err.print(f"report: {', '.join(str(f) for f in files)}", soft_wrap=True)
-    except OSError as e:
+    except (OSError, DeblurError) as e:  # atomic writes raise ImageError naming the file
         raise _fail(f"cannot write the report: {e}", 1) from None
 
     if json_out:

@@ -404,9 +404,38 @@ def write_image(
     return path
 
 
+def _read_umask() -> int:
+    """The process umask. Linux reports it in /proc; elsewhere os.umask can only read it by setting
+    it, which is done once, at import, and put back at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def new_file_mode(path: str | Path) -> int:
+    """The permission bits a file written to ``path`` should get: those of the file it replaces, or
+    for a new file 0o666 less the umask, as ``open()`` would give. Temp files from
+    :func:`tempfile.mkstemp` are 0o600, and renaming one into place would keep that."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write bytes to ``path`` through a temp file in the same folder, fsync'd, then renamed over it:
     readers see the old file or the new one, never half of one, and a failure leaves no temp file.
+    The file gets :func:`new_file_mode`'s permissions (not the temp file's 0o600).
 
     Raises:
         ImageError: the file cannot be written (message names the path and the OS reason).
@@ -414,6 +443,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, new_file_mode(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -770,6 +770,8 @@ class Manifest:
         import os
         import tempfile
 
+        from deblurcli.images import new_file_mode
+
         m = cls(path)
         if not path.exists():
             return m
@@ -792,6 +794,7 @@ class Manifest:
             good.append(line)
         if dropped or (raw and not raw.endswith(b"\n")):
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.fchmod(fd, new_file_mode(path))
             with os.fdopen(fd, "wb") as f:
                 f.write(b"".join(g + b"\n" for g in good))
                 f.flush()

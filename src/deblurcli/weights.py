@@ -122,10 +122,13 @@ def save_model(path: str | Path, model: nn.Module, *, metadata: dict[str, str] |
     tensors = {k: (v.float() if v.is_floating_point() and v.dtype != torch.float32 else v) for k, v in tensors.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from deblurcli.images import new_file_mode
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        os.chmod(tmp, new_file_mode(path))  # after save_file, which makes the file anew (0o600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
