@@ -286,6 +286,10 @@ def test_init_fine_tunes_from_given_weights(pairs_dir: Path, tmp_path: Path) -> 
     assert r.exit_code == 2 and "not both" in r.output
     r = runner.invoke(app, [*base, "--init", str(tmp_path / "none.safetensors")])
     assert r.exit_code == 1 and "none.safetensors" in r.output
+    # A registered name with no published weights: the hint names --init, the option in use.
+    r = runner.invoke(app, [*base, "--init", "deblurgan"], env={"HF_HUB_OFFLINE": "1"})
+    assert r.exit_code == 1 and "no trained weights" in r.output, r.output
+    assert "pass your own with --init" in " ".join(r.output.split()) and "--model" not in r.output, r.output
     assert not out.exists()
 
 

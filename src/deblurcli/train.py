@@ -417,7 +417,7 @@ def preflight(cfg: TrainConfig) -> list[str]:
 
         # Resolved once, here: the training processes get a local file, and a mismatch fails before
         # any of them starts.
-        cfg.init = str(resolve_weights(cfg.init).path)
+        cfg.init = str(resolve_weights(cfg.init, option="--init").path)
         load_init(build_generator(cfg), cfg.init)
     if cfg.content == "perceptual":
         path = Path(cfg.vgg_weights) if cfg.vgg_weights else default_vgg19_path()

@@ -190,6 +190,7 @@ def resolve_weights(
     offline: bool | None = None,
     registry: dict[str, ModelEntry] | None = None,
     bundled_dir: Path | None = None,
+    option: str = "--model",
 ) -> ResolvedWeights:
     """Turn a ``--model`` value into a verified local ``.safetensors`` file.
 
@@ -198,6 +199,8 @@ def resolve_weights(
         offline: use the Hugging Face cache only (also when ``HF_HUB_OFFLINE`` is set).
         registry: the name table (default :data:`deblurcli.registry.REGISTRY`).
         bundled_dir: the bundled weights folder (default :func:`bundled_weights_dir`).
+        option: the command-line option the value came from, named in the hints of errors
+            (``deblur train --init`` resolves its value here too).
 
     Raises:
         UnknownModelError: unknown name or malformed value.
@@ -223,8 +226,8 @@ def resolve_weights(
     if entry.hub is None or entry.sha256 is None:
         raise WeightsNotAvailableError(
             f"no trained weights are available for model {entry.name!r} yet (none bundled, none published "
-            f"on the Hub); pass your own with --model path/to/model.safetensors (e.g. the "
-            f"model.safetensors that `deblur train` writes) or --model hf://owner/repo/file.safetensors@revision"
+            f"on the Hub); pass your own with {option} path/to/model.safetensors (e.g. the "
+            f"model.safetensors that `deblur train` writes) or {option} hf://owner/repo/file.safetensors@revision"
         )
     return _resolve_hub(entry.hub, entry, entry.sha256, text, is_offline(offline))
 
