@@ -319,6 +319,19 @@ def test_cli_videos_json_and_exit_code(tmp_path: Path) -> None:
     assert len(list((tmp_path / "out" / "blurred").glob("*.png"))) == 3
 
 
+def test_seed_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
+    """NumPy refuses negative seeds: the CLI says so up front (exit 2, nothing written) instead of
+    a traceback from the sampler; the library config refuses them too."""
+    video = _write_video(tmp_path / "pan.mp4", _pan(13, 12))
+    for bad in ("-1", str(2**32)):
+        p = _cli(str(video), "-o", str(tmp_path / "out"), "--seed", bad)
+        assert p.returncode == 2 and "--seed" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="seed"):
+        PairsConfig(seed=-1)
+    assert _cli(str(video), "-o", str(tmp_path / "out"), "--frames", "4", "--samples", "1", "--seed", str(2**32 - 1)).returncode == 0
+
+
 def test_cli_from_stills(tmp_path: Path) -> None:
     from deblurcli.images import Image, write_image
 

@@ -17,7 +17,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import ROOT, textured_rgb
-from deblurcli.train import TrainConfig, TrainEvent, list_checkpoints, load_checkpoint, lr_factor, plot_metrics, read_metrics, train
+from deblurcli.train import TrainConfig, TrainError, TrainEvent, list_checkpoints, load_checkpoint, lr_factor, plot_metrics, read_metrics, train
 
 # Tiny networks and crops: a step (5 critic updates + 1 generator update) takes a few ms.
 TINY = ["--crop", "32", "--hparam", "ngf=4", "--hparam", "n_blocks=1", "--critic-hparam", "ndf=4", "--content", "l1fft",
@@ -254,6 +254,13 @@ def test_cli_refuses_before_starting(pairs_dir: Path, tmp_path: Path) -> None:
     for bad in ("2.2-1.0", "x", "-1", "0"):
         r = runner.invoke(app, [*base, "--gamma", bad])
         assert r.exit_code == 2 and "--gamma" in r.output, (bad, r.output)
+    # NumPy refuses negative seeds: a usage error before anything is written, not a traceback
+    # after the checkpoint folder was made.
+    for bad in ("-1", str(2**32)):
+        r = runner.invoke(app, [*base, "--seed", bad])
+        assert r.exit_code == 2 and "--seed" in r.output, (bad, r.output)
+    with pytest.raises(TrainError, match="--seed"):
+        _cfg(pairs_dir, out, steps=2, seed=-1).validate()
     assert not out.exists()
 
 

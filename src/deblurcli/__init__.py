@@ -11,6 +11,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+#: Seeds accepted by ``make-pairs`` and ``train`` (and their configs): 0 to 2**32 - 1. NumPy's
+#: generators refuse negative seeds, and 32 bits keep ``train``'s derived per-rank seeds in torch's range.
+MAX_SEED = 2**32 - 1
+
 # Public names -> the submodule that defines them. Resolved on first attribute access so that
 # `import deblurcli` stays torch-free (PEP 562).
 _LAZY = {

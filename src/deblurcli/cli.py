@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from deblurcli import __version__
+from deblurcli import MAX_SEED, __version__
 from deblurcli.errors import DeblurError
 
 app = typer.Typer(
@@ -524,7 +524,9 @@ def make_pairs_cmd(
         Optional[int],
         typer.Option(min=1, help="Pairs per video, spread over its usable windows (default 100 per video, 1 per still)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the window choice and of the stills' camera paths.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the window choice and of the stills' camera paths.")
+    ] = 0,
     max_side: Annotated[
         Optional[int], typer.Option(min=16, help="Downscale frames so the longer side is at most this many pixels.")
     ] = None,
@@ -1106,7 +1108,7 @@ def train(
     node_rank: Annotated[int, typer.Option(min=0, help="This node's rank (multi-node).")] = 0,
     rdzv_endpoint: Annotated[Optional[str], typer.Option(help="HOST:PORT of node 0 (multi-node).")] = None,
     workers: Annotated[int, typer.Option(min=0, help="Data loader worker processes per training process.")] = 2,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation, data order, crops and noise.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of initialisation, data order, crops and noise.")] = 0,
     save_every: Annotated[int, typer.Option(min=0, help="Checkpoint every N steps (and always at the end).")] = 1000,
     val_every: Annotated[int, typer.Option(min=0, help="Validate every N steps (and always at the end).")] = 500,
     log_every: Annotated[int, typer.Option(min=1, help="Write averaged losses to metrics.jsonl every N steps.")] = 10,

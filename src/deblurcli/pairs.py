@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
 
 import numpy as np
 
+from deblurcli import MAX_SEED
+
 if TYPE_CHECKING:  # pragma: no cover
     from collections import deque
     from concurrent.futures import Future
@@ -644,6 +646,8 @@ class PairsConfig:
             raise ValueError(f"interpolate must be >= 0, got {self.interpolate}")
         if self.max_side is not None and self.max_side < 16:
             raise ValueError(f"max_side must be at least 16, got {self.max_side}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
 
     @property
     def target_index(self) -> int:

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from deblurcli import MAX_SEED
 from deblurcli.errors import DatasetError, DeblurError
 from deblurcli.pairs import DEFAULT_GAMMA
 
@@ -193,6 +194,8 @@ class TrainConfig:
             raise TrainError(f"unknown --precision {self.precision!r}; choose auto, fp32 or bf16")
         if self.arch not in ("deblurgan", "nafnet"):
             raise TrainError(f"unknown --arch {self.arch!r}; choose deblurgan or nafnet")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise TrainError(f"--seed must be in [0, {MAX_SEED}], got {self.seed}")
 
 
 @dataclass
