@@ -131,6 +131,24 @@ def test_fix_tree_formats_resume_failures(tiny_model: Path, tmp_path: Path) -> N
     assert read_image(out / "cam_compare.png").pixels.shape == (64, 80, 3)
 
 
+def test_fix_sub_folder_that_cannot_be_made_fails_that_file_only(tiny_model: Path, tmp_path: Path) -> None:
+    """A file in OUT where the input tree has a sub-folder: that input fails with one line, the
+    others are written (it was a FileExistsError traceback, exit 1, after the others)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    write_image(src / "top.png", Image(pixels=textured_rgb(24, 32, seed=1)))
+    write_image(src / "sub" / "deep.png", Image(pixels=textured_rgb(24, 32, seed=2)))
+    out.mkdir()
+    (out / "sub").write_bytes(b"a file, not a folder")
+    code, stdout, stderr = _run("fix", src, "-r", "-o", out, "--model", tiny_model, "--json")
+    assert code == 1
+    rows = {Path(r["path"]).name: r for r in _json_lines(stdout)}
+    assert rows["top.png"]["status"] == "done" and (out / "top.png").is_file()
+    assert rows["deep.png"]["status"] == "failed" and "cannot create folder" in rows["deep.png"]["error"]
+    assert "error:" in stderr and "Traceback" not in stderr
+    assert (out / "sub").read_bytes() == b"a file, not a folder"
+
+
 def test_fix_never_writes_over_inputs_unless_asked(tiny_model: Path, tmp_path: Path) -> None:
     photo = tmp_path / "p.png"
     PILImage.fromarray(textured_rgb(24, 24)).save(photo)

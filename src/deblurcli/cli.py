@@ -345,6 +345,10 @@ def fix(
                     progress.stop()
                     error_line(str(e))
                     raise typer.Exit(1 if _model_error(e) and not isinstance(e, _usage_model_errors()) else 2) from None
+                try:  # before the work: a file where the input tree has a sub-folder fails this one
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise DeblurError(f"{name}: cannot create folder {target.parent}: {e.strerror or e}") from None
                 t0 = time.perf_counter()
                 from deblurcli.images import read_image
 
@@ -364,7 +368,6 @@ def fix(
                 finally:
                     progress.update(tiles, visible=False, completed=0)
                 after = score_image(result)
-                target.parent.mkdir(parents=True, exist_ok=True)
                 write_image(target, result, format=fmt, quality=quality)
                 if compare:
                     _write_compare(image, result, target, fmt, quality)
