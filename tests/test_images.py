@@ -15,7 +15,7 @@ from PIL import ImageCms, ImageOps
 
 from conftest import textured_rgb
 from deblurcli.errors import ImageError, ImageTooLargeError
-from deblurcli.images import Image, encode_image, read_image, write_image
+from deblurcli.images import Image, atomic_write_bytes, encode_image, read_image, write_image
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
@@ -278,6 +278,11 @@ def test_write_errors(tmp_path: Path) -> None:
         write_image(tmp_path / "nope" / "x.png", img)
     with pytest.raises(ImageError, match="unsupported extension"):
         write_image(tmp_path / "x.gif", img)
+    # The low-level writer (make-pairs' PNGs and manifest, evaluate's reports) says the same for a
+    # missing folder: an ImageError naming the path, not the temp file's FileNotFoundError.
+    with pytest.raises(ImageError, match="cannot write"):
+        atomic_write_bytes(tmp_path / "nope" / "x.bin", b"data")
+    assert not (tmp_path / "nope").exists()
 
 
 def test_16bit_written_to_8bit_format_is_rounded(tmp_path: Path) -> None:

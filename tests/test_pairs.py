@@ -332,6 +332,29 @@ def test_seed_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
     assert _cli(str(video), "-o", str(tmp_path / "out"), "--frames", "4", "--samples", "1", "--seed", str(2**32 - 1)).returncode == 0
 
 
+def test_manifest_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    video = _write_video(tmp_path / "pan.mp4", _pan(14, 12))
+    out = tmp_path / "out"
+    (out / "pairs.jsonl").mkdir(parents=True)  # a folder where the manifest should be
+    p = _cli(str(video), "-o", str(out), "--frames", "4", "--samples", "1")
+    assert p.returncode == 1 and "cannot read the manifest" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not list((out / "blurred").iterdir())
+
+
+def test_new_files_follow_the_umask(tmp_path: Path) -> None:
+    """Pairs and manifest get what open() would give under the user's umask (here 002: group
+    writable), not fixed bits (the manifest was created 0o644 whatever the umask)."""
+    video = _write_video(tmp_path / "pan.mp4", _pan(15, 12))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    args = [sys.executable, "-m", "deblurcli", "make-pairs", str(video), "-o", str(tmp_path / "out"), "--frames", "4", "--samples", "2"]
+    # A process of its own: the umask is per process (and read once per process by deblurcli.images).
+    p = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120, preexec_fn=lambda: os.umask(0o002))
+    assert p.returncode == 0, p.stderr
+    files = [tmp_path / "out" / "pairs.jsonl", *(tmp_path / "out").glob("*/*.png")]
+    assert len(files) == 5
+    assert {f.stat().st_mode & 0o777 for f in files} == {0o664}
+
+
 def test_cli_from_stills(tmp_path: Path) -> None:
     from deblurcli.images import Image, write_image
 

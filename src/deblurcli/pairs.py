@@ -771,15 +771,17 @@ class Manifest:
     @classmethod
     def open(cls, path: "Path") -> "Manifest":
         import json
-        import os
-        import tempfile
 
-        from deblurcli.images import new_file_mode
+        from deblurcli.errors import DatasetError
+        from deblurcli.images import atomic_write_bytes
 
         m = cls(path)
         if not path.exists():
             return m
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as e:  # a folder, or unreadable: one line, not a traceback
+            raise DatasetError(f"{path}: cannot read the manifest: {e.strerror or e}") from None
         good: list[bytes] = []
         dropped = False
         for line in raw.splitlines():
@@ -797,13 +799,7 @@ class Manifest:
             m.rows[name] = row
             good.append(line)
         if dropped or (raw and not raw.endswith(b"\n")):
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.fchmod(fd, new_file_mode(path))
-            with os.fdopen(fd, "wb") as f:
-                f.write(b"".join(g + b"\n" for g in good))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            atomic_write_bytes(path, b"".join(g + b"\n" for g in good))  # ImageError names the path
         return m
 
     def append(self, row: dict[str, object]) -> None:
@@ -813,13 +809,19 @@ class Manifest:
         name = str(row["name"])
         if name in self.rows:
             return
+        from deblurcli.errors import DatasetError
+
         line = (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            # 0o666: the umask decides, as for open() and the images (images.new_file_mode).
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise DatasetError(f"{self.path}: cannot append to the manifest: {e.strerror or e}") from None
         self.rows[name] = row
 
 
