@@ -261,7 +261,16 @@ def test_cli_refuses_before_starting(pairs_dir: Path, tmp_path: Path) -> None:
         assert r.exit_code == 2 and "--seed" in r.output, (bad, r.output)
     with pytest.raises(TrainError, match="--seed"):
         _cfg(pairs_dir, out, steps=2, seed=-1).validate()
+    # Bad network hyperparameters are found by building the networks before anything starts
+    # (they used to fail inside the run, after its folder was made, with exit 1).
+    for opt, bad, says in (("--hparam", "foo=1", "foo"), ("--hparam", "n_blocks=-1", "n_blocks"),
+                           ("--critic-hparam", "ndf=-2", "ndf=-2")):
+        r = runner.invoke(app, [*base, opt, bad])  # TINY trains with the critic
+        assert r.exit_code == 2 and says in r.output, (bad, r.output)
     assert not out.exists()
+    (tmp_path / "a-file").write_bytes(b"")
+    r = runner.invoke(app, [*base[:3], "--out", str(tmp_path / "a-file"), *base[5:]])
+    assert r.exit_code == 2 and "exists and is not a folder" in r.output, r.output
 
 
 def test_init_fine_tunes_from_given_weights(pairs_dir: Path, tmp_path: Path) -> None:

@@ -291,6 +291,20 @@ def build_generator(cfg: TrainConfig) -> Any:
         raise TrainError(str(e)) from None
 
 
+def build_critic(cfg: TrainConfig) -> Any:
+    """The PatchGAN critic of ``cfg`` (``critic_hparams``), on the CPU.
+
+    Raises:
+        TrainError: invalid hyperparameters.
+    """
+    from deblurcli.models import create_model
+
+    try:
+        return create_model("patchgan", **cfg.critic_hparams)
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+
+
 def load_init(generator: Any, path: str | Path) -> None:
     """Load a ``.safetensors`` file's tensors into ``generator`` (every tensor, same shapes).
 
@@ -413,15 +427,22 @@ def preflight(cfg: TrainConfig) -> list[str]:
         if not found:
             raise TrainError(f"--resume: no checkpoint in {checkpoint_dir(cfg.out)}")
         apply_recipe(cfg, read_checkpoint_config(found[-1]))
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise TrainError(f"--out {cfg.out} exists and is not a folder")
     if not cfg.resume and list_checkpoints(cfg.out):
         raise TrainError(f"{cfg.out} already holds checkpoints; use --resume to continue, or another --out")
+    # The networks are built once here, on the CPU (under a second even for the paper's
+    # generator): bad --hparam/--critic-hparam values fail before any folder or process is made.
+    generator = build_generator(cfg)
+    if cfg.gan:
+        build_critic(cfg)
     if cfg.init:
         from deblurcli.weights import resolve_weights
 
         # Resolved once, here: the training processes get a local file, and a mismatch fails before
         # any of them starts.
         cfg.init = str(resolve_weights(cfg.init, option="--init").path)
-        load_init(build_generator(cfg), cfg.init)
+        load_init(generator, cfg.init)
     if cfg.content == "perceptual":
         path = Path(cfg.vgg_weights) if cfg.vgg_weights else default_vgg19_path()
         if not path.is_file():
@@ -529,7 +550,6 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
     from deblurcli.data import TrainDataset, load_validation, open_sources
     from deblurcli.losses import create_content_loss, critic_loss, generator_adversarial_loss
     from deblurcli.metrics import psnr, ssim
-    from deblurcli.models import create_model
 
     rank, local_rank, world = _dist_env()
     distributed = world > 1
@@ -586,10 +606,7 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
         # ---- models (same seed on every rank; DDP also broadcasts rank 0's parameters)
         torch.manual_seed(cfg.seed)
         generator = build_generator(cfg).to(device)
-        try:
-            critic = create_model("patchgan", **cfg.critic_hparams).to(device) if cfg.gan else None
-        except ValueError as e:
-            raise TrainError(str(e)) from None
+        critic = build_critic(cfg).to(device) if cfg.gan else None
         content_loss = create_content_loss(cfg.content, vgg_weights=cfg.vgg_weights).to(device)
         opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
         opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=tuple(cfg.betas)) if critic is not None else None
