@@ -345,10 +345,6 @@ def fix(
                     progress.stop()
                     error_line(str(e))
                     raise typer.Exit(1 if _model_error(e) and not isinstance(e, _usage_model_errors()) else 2) from None
-                try:  # before the work: a file where the input tree has a sub-folder fails this one
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise DeblurError(f"{name}: cannot create folder {target.parent}: {e.strerror or e}") from None
                 t0 = time.perf_counter()
                 from deblurcli.images import read_image
 
@@ -368,6 +364,11 @@ def fix(
                 finally:
                     progress.update(tiles, visible=False, completed=0)
                 after = score_image(result)
+                # Made only now, so that an input that fails to read leaves no empty folder behind.
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:  # e.g. a file where the input tree has a sub-folder
+                    raise DeblurError(f"{name}: cannot create folder {target.parent}: {e.strerror or e}") from None
                 write_image(target, result, format=fmt, quality=quality)
                 if compare:
                     _write_compare(image, result, target, fmt, quality)
