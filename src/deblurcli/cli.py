@@ -954,6 +954,7 @@ class ContentChoice(str, enum.Enum):
 
 
 class ArchChoice(str, enum.Enum):
+    c2f = "c2f"
     deblurgan = "deblurgan"
     nafnet = "nafnet"
 
@@ -1016,7 +1017,9 @@ def _render_training(cfg: "object", json_out: bool) -> dict:
             where = f"{info['world_size']} processes" if info["world_size"] > 1 else "1 process"
             err.print(
                 f"model: {cfg.arch} ({info['generator_params']:,} parameters), device {info['device']} "  # type: ignore[attr-defined]
-                f"{info['precision']}, {where}, {info['steps_per_epoch']} steps/epoch"
+                f"{info['precision']}, {where}"
+                + (f" x {info['threads']} threads" if info.get("threads") else "")
+                + f", {info['steps_per_epoch']} steps/epoch"
             )
             if info["resumed_from"] is not None:
                 err.print(f"resumed from step {info['resumed_from']}")
@@ -1105,7 +1108,8 @@ def train(
         float, typer.Option(min=0.0, max=1.0, help="Fraction of the steps at constant lr; then linear decay towards 0.")
     ] = 0.5,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[PrecisionChoice, typer.Option(help="auto = bf16 autocast on CUDA when supported, else fp32.")] = PrecisionChoice.auto,
+    precision: Annotated[PrecisionChoice, typer.Option(help="auto = bf16 autocast on CUDA GPUs that support it and on CPUs with AMX or AVX512-BF16 (2-4x faster there), else fp32.")] = PrecisionChoice.auto,
+    threads: Annotated[int, typer.Option(min=0, help="Compute threads per process on the CPU; 0 = the cores not already busy (1-min load average), since a thread that shares its core with another program stalls all the others.")] = 0,
     gpus: Annotated[Optional[int], typer.Option(min=1, help="Train on N GPUs of this machine (DDP over NCCL, via torch.distributed.run).")] = None,
     procs: Annotated[Optional[int], typer.Option(min=1, help="Processes per node on --device (e.g. --device cpu --procs 2 uses gloo).")] = None,
     nnodes: Annotated[int, typer.Option(min=1, help="Nodes (run the same command on each, with its --node-rank).")] = 1,
@@ -1174,6 +1178,7 @@ def train(
         decay_start=decay_start,
         device=device,
         precision=precision.value,
+        threads=threads,
         workers=workers,
         seed=seed,
         save_every=save_every,

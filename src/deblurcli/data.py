@@ -205,6 +205,9 @@ class TrainDataset:
         self.max_blur = max_blur
         self.gamma = gamma
         self.epoch = 0
+        # Decoded sharp photos (8-bit, as stored), kept per process: decoding a 1280 px photo costs
+        # about as much as synthesizing its blurred crop, and the same photos come back every epoch.
+        self._photos: dict[Path, np.ndarray] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -212,13 +215,23 @@ class TrainDataset:
     def __len__(self) -> int:
         return len(self.items)
 
+    def _photo(self, path: Path) -> np.ndarray:
+        """The photo at ``path`` as float32 RGB, decoded once per process (kept as stored)."""
+        from deblurcli.images import read_image
+
+        stored = self._photos.get(path)
+        if stored is None:
+            stored = self._photos[path] = read_image(path).pixels
+        f = stored.astype(np.float32) / (65535.0 if stored.dtype == np.uint16 else 255.0)
+        return np.repeat(f, 3, axis=2) if f.shape[2] == 1 else f
+
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The (blurred, sharp) (crop, crop, 3) float32 arrays of item ``index`` this epoch."""
         item = self.items[index]
         rng = np.random.default_rng((self.seed, self.epoch, index))
         c = self.crop
         if item.synthetic:
-            sharp = _pad_to(_read_rgb(item.sharp), c)
+            sharp = _pad_to(self._photo(item.sharp), c)
             y, x = rng.integers(0, sharp.shape[0] - c + 1), rng.integers(0, sharp.shape[1] - c + 1)
             blurred, sharp = _synthesize(sharp[y : y + c, x : x + c], rng, self.max_blur, self.gamma)
         else:

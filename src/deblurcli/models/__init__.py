@@ -13,20 +13,22 @@ from typing import Any
 
 from torch import nn
 
+from deblurcli.models.c2f import CoarseToFineUNet
 from deblurcli.models.deblurgan import DeblurGANGenerator
 from deblurcli.models.nafnet import NAFNetGenerator
 from deblurcli.models.patchgan import PatchGANCritic
 
 #: Architecture name -> class.
 ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "c2f": CoarseToFineUNet,
     "deblurgan": DeblurGANGenerator,
     "nafnet": NAFNetGenerator,
     "patchgan": PatchGANCritic,
 }
 #: The architectures that restore images (the others are training-only).
-GENERATORS = frozenset({"deblurgan", "nafnet"})
+GENERATORS = frozenset({"c2f", "deblurgan", "nafnet"})
 
-__all__ = ["ARCHITECTURES", "GENERATORS", "DeblurGANGenerator", "NAFNetGenerator", "PatchGANCritic", "create_model"]
+__all__ = ["ARCHITECTURES", "GENERATORS", "CoarseToFineUNet", "DeblurGANGenerator", "NAFNetGenerator", "PatchGANCritic", "create_model"]
 
 
 def create_model(arch: str, **hparams: Any) -> nn.Module:

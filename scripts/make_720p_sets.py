@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Training photos and held-out sets at the pixel scale of 720p footage, from ../shared/data.
+
+Real 720p dynamic-scene blur has streaks of 10-120 px. Photos must be at that pixel scale before the
+stills engine blurs them, so the 1920 px Debian photos are downscaled to a long side of 1280 px.
+
+Writes, under OUT (deterministic: the same files on every machine):
+
+* ``train1280/``: the Debian photos that are not held out, long side 1280 px (PNG), for ``--data``.
+* ``heldout720-g1.0/`` and ``heldout720-g2.2/``: ``blur/`` + ``sharp/`` pairs (a layout that
+  ``deblur evaluate`` reads), 1280x720 frames cut from the held-out photos (never trained on),
+  blurred by the stills engine with streaks of 20-120 px, averaged in stored values (γ 1.0, as
+  GoPro's ``blur`` folder and Levin) and in linear light (γ 2.2, as GoPro's ``blur_gamma``). Both
+  sets use the same camera paths, so they differ only in how the frames were averaged.
+
+Usage: python scripts/make_720p_sets.py [--data ../shared/data] [--out DIR] [--frames-per-photo 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from deblurcli.images import Image, read_image, resize_max_side, write_image
+from deblurcli.pairs import synthesize_from_still
+
+#: Held-out Debian photos: the 8 names that sort first by crc32 (fixed; independent of content).
+HELD_OUT = 8
+LONG_SIDE = 1280
+FRAME = (1280, 720)
+SEED = 720
+GAMMAS = (1.0, 2.2)
+
+
+def held_out_names(names: list[str]) -> set[str]:
+    return set(sorted(names, key=lambda n: zlib.crc32(n.encode()))[:HELD_OUT])
+
+
+def save_png(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, Image(pixels=np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--out", default="/work/data")
+    ap.add_argument("--frames-per-photo", type=int, default=3)
+    args = ap.parse_args()
+    src = Path(args.data) / "sharp" / "debian-photos"
+    photos = sorted(p for p in src.glob("*.jpg"))
+    if not photos:
+        raise SystemExit(f"no photos in {src}")
+    out = Path(args.out)
+    held = held_out_names([p.stem for p in photos])
+    (out / "train1280").mkdir(parents=True, exist_ok=True)
+    for p in photos:
+        rgb = resize_max_side(read_image(p).pixels, LONG_SIDE).astype(np.float32) / 255.0
+        if p.stem not in held:
+            save_png(out / "train1280" / f"{p.stem}.png", rgb)
+            continue
+        h, w = rgb.shape[:2]
+        fw, fh = min(FRAME[0], w), min(FRAME[1], h)
+        for k in range(args.frames_per_photo):
+            # Frames spread over the photo (left/centre/right or top/middle/bottom), same seed per frame.
+            t = k / max(1, args.frames_per_photo - 1)
+            x, y = round((w - fw) * t), round((h - fh) * t)
+            crop = np.ascontiguousarray(rgb[y : y + fh, x : x + fw])
+            name = f"{p.stem}_{k}"
+            for g in GAMMAS:
+                rng = np.random.default_rng((SEED, zlib.crc32(name.encode())))
+                s = synthesize_from_still(crop, rng, max_blur=120.0, min_blur=20.0, gamma=g)
+                d = out / f"heldout720-g{g:.1f}"
+                save_png(d / "blur" / f"{name}.png", s.blurred)
+                save_png(d / "sharp" / f"{name}.png", s.sharp)
+                print(f"{d.name}/{name}: streak {s.blur_px:.0f} px, {s.subframes} sub-frames, {s.objects} objects", flush=True)
+    print(f"train1280: {len(photos) - len(held)} photos; held out: {', '.join(sorted(held))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""A coarse-to-fine U-Net built for large motion blur and for CPUs with bf16 matrix units.
+
+The same U-Net (shared weights) runs at 1/4, 1/2 and full resolution, as SRN-DeblurNet does (Tao et
+al. 2018): a 100 px streak at full size is a 25 px streak where it is first attacked, so the network
+only has to master moderate blur, and each finer scale starts from the upsampled result of the one
+below. At every scale the network sees the blurred image at that scale with its Laplacian (the
+paper's 4th channel, computed per scale) and the upsampled estimate from the coarser scale, and
+predicts a residual on the blurred image at that scale (its final convolution starts at zero, so the
+untrained network is the identity).
+
+The body uses only dense 3x3 convolutions with ReLU, channel counts in multiples of 16, stride-2 3x3
+convolutions down and 1x1 convolution + PixelShuffle up, skip connections added: the operations that
+oneDNN runs on bf16 matrix units (AMX, AVX512-BF16) and GPUs run fastest; no normalisation layers,
+so the output of a tile does not depend on the rest of the image beyond the receptive field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deblurcli.models._common import condition, pad_to_multiple
+
+
+class ResBlock(nn.Module):
+    """conv3x3 -> ReLU -> conv3x3, added to the input."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
+class UNetBody(nn.Module):
+    """A dense-convolution U-Net: (B, in_ch, H, W) -> (B, 3, H, W), H and W multiples of 2**levels."""
+
+    def __init__(self, in_ch: int, width: int, levels: int, blocks: int, middle_blocks: int) -> None:
+        super().__init__()
+        self.intro = nn.Sequential(nn.Conv2d(in_ch, width, 3, padding=1), nn.ReLU(inplace=True))
+        self.encoders = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        ch = width
+        for _ in range(levels):
+            self.encoders.append(nn.Sequential(*[ResBlock(ch) for _ in range(blocks)]))
+            self.downs.append(nn.Sequential(nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), nn.ReLU(inplace=True)))
+            ch *= 2
+        self.middle = nn.Sequential(*[ResBlock(ch) for _ in range(middle_blocks)])
+        for _ in range(levels):
+            self.ups.append(nn.Sequential(nn.Conv2d(ch, ch * 2, 1), nn.PixelShuffle(2)))
+            ch //= 2
+            self.decoders.append(nn.Sequential(*[ResBlock(ch) for _ in range(blocks)]))
+        self.ending = nn.Conv2d(width, 3, 3, padding=1)
+        nn.init.zeros_(self.ending.weight)
+        nn.init.zeros_(self.ending.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.intro(x)
+        skips = []
+        for enc, down in zip(self.encoders, self.downs):
+            feat = enc(feat)
+            skips.append(feat)
+            feat = down(feat)
+        feat = self.middle(feat)
+        for dec, up, skip in zip(self.decoders, self.ups, reversed(skips)):
+            feat = dec(up(feat) + skip)
+        return self.ending(feat)
+
+
+class CoarseToFineUNet(nn.Module):
+    """Coarse-to-fine generator: one U-Net with shared weights applied at ``scales`` resolutions.
+
+    Args:
+        width: channels at the body's full resolution (doubled at each level; use a multiple of 16).
+        levels: stride-2 downsamplings inside the body.
+        blocks: residual blocks per encoder and decoder level.
+        middle_blocks: residual blocks at the bottleneck.
+        scales: resolutions the body runs at (3: 1/4, 1/2, 1).
+        laplacian: add the Laplacian of the input luma (at each scale) as a 4th input channel.
+
+    Shape:
+        (B, 3, H, W) float in [0, 1] -> (B, 3, H, W) float in [0, 1], any H, W >= 1.
+    """
+
+    arch = "c2f"
+
+    def __init__(
+        self,
+        *,
+        width: int = 32,
+        levels: int = 3,
+        blocks: int = 1,
+        middle_blocks: int = 2,
+        scales: int = 3,
+        laplacian: bool = True,
+    ) -> None:
+        super().__init__()
+        if width < 1 or levels < 1 or blocks < 0 or middle_blocks < 0 or scales < 1:
+            raise ValueError("width, levels and scales must be >= 1, block counts >= 0")
+        self.hparams: dict[str, Any] = {
+            "width": width,
+            "levels": levels,
+            "blocks": blocks,
+            "middle_blocks": middle_blocks,
+            "scales": scales,
+            "laplacian": laplacian,
+        }
+        self.use_laplacian = laplacian
+        self.scales = scales
+        # The body's own multiple; the coarsest scale must meet it, so the input pads to this.
+        self.pad_multiple = 2 ** (levels + scales - 1)
+        # Input at each scale: the conditioned blurred image (3 or 4 channels) + the estimate (3).
+        self.body = UNetBody((4 if laplacian else 3) + 3, width, levels, blocks, middle_blocks)
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the conditioned blurred image: 4 with the Laplacian, 3 without."""
+        return 4 if self.use_laplacian else 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected a (B, 3, H, W) tensor, got {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        padded, _, _ = pad_to_multiple(x, self.pad_multiple)
+        # The blurred pyramid, finest first; area averaging is the right anti-aliased 2x reduction.
+        pyramid = [padded]
+        for _ in range(self.scales - 1):
+            pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+        est: torch.Tensor | None = None
+        for blurred in reversed(pyramid):
+            prior = blurred if est is None else F.interpolate(est, size=blurred.shape[-2:], mode="bilinear", align_corners=False)
+            inp = condition(blurred, self.use_laplacian)
+            out = self.body(torch.cat([inp, prior * 2.0 - 1.0], dim=1))
+            # Residual on the blurred image at this scale, in [-1, 1]; clamped so a scale never
+            # hands the next one values outside the image range.
+            est = ((inp[:, :3] + out.float()).clamp(-1.0, 1.0) + 1.0) * 0.5
+        assert est is not None
+        return est[..., :h, :w]
