@@ -43,8 +43,8 @@ def test_tiled_equals_untiled_for_a_convolutional_model(picture: torch.Tensor) -
     # stride (4) and every output pixel comes from tiles with >= overlap/4 = 16 px of real context,
     # so the results are the same computation up to float32 summation order.
     model = _random("deblurgan", ngf=4, n_blocks=0, norm="none")
-    full = Deblurrer(model, tile=0).deblur(picture)
-    tiled = Deblurrer(model, tile=160, tile_overlap=64).deblur(picture)
+    full = Deblurrer(model, tile=0, precision="fp32").deblur(picture)
+    tiled = Deblurrer(model, tile=160, tile_overlap=64, precision="fp32").deblur(picture)
     assert full.shape == tiled.shape == picture.shape
     assert (tiled - full).abs().max() < 1e-5
 
@@ -54,8 +54,8 @@ def test_tiled_close_to_untiled_for_nafnet(picture: torch.Tensor) -> None:
     # only non-local operation, and it shifts results by far less than one 8-bit level on average
     # (1/255 = 3.9e-3); measured here: mean 3.6e-5, max 3.4e-4.
     model = _random("nafnet", width=4)
-    full = Deblurrer(model, tile=0).deblur(picture)
-    tiled = Deblurrer(model, tile=160, tile_overlap=64).deblur(picture)
+    full = Deblurrer(model, tile=0, precision="fp32").deblur(picture)
+    tiled = Deblurrer(model, tile=160, tile_overlap=64, precision="fp32").deblur(picture)
     diff = (tiled - full).abs()
     assert diff.mean() < 2e-4 and diff.max() < 4e-3
 
@@ -137,8 +137,8 @@ class _BoxBlur(torch.nn.Module):
 
 def test_linear_runs_the_model_on_gamma_encoded_values(picture: torch.Tensor) -> None:
     x = picture[:, :, :64, :80]
-    plain = Deblurrer(_BoxBlur(), device="cpu").deblur(x)
-    linear = Deblurrer(_BoxBlur(), device="cpu", linear=True).deblur(x)
+    plain = Deblurrer(_BoxBlur(), device="cpu", precision="fp32").deblur(x)
+    linear = Deblurrer(_BoxBlur(), device="cpu", linear=True, precision="fp32").deblur(x)
     # Encoded with x^(1/2.2), filtered, decoded with x^2.2: darker at edges than the plain filter, as a
     # mean taken in the encoded space is a power mean of exponent 1/2.2 < 1 of the linear values.
     expected = _BoxBlur()(x.pow(1 / 2.2)).clamp(0, 1).pow(2.2)

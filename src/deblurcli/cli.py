@@ -218,6 +218,19 @@ LinearOpt = Annotated[
         "trained on, and the result is decoded back. Without it, linear images come out too dark at edges.",
     ),
 ]
+PRECISION_HELP = (
+    "auto = fp16 on CUDA, bf16 autocast on CPUs with AMX or AVX512-BF16 (2-3x faster there; outputs "
+    "within 8-bit rounding of fp32), fp32 elsewhere; fp16 needs CUDA."
+)
+ThreadsOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="CPU compute threads; 0 = the cores not already busy (1-min load average), since a thread "
+        "that shares its core with another program stalls all the others.",
+    ),
+]
+
 OfflineOpt = Annotated[
     bool,
     typer.Option("--offline", help="Never touch the network: use bundled or cached weights only (also HF_HUB_OFFLINE=1)."),
@@ -248,9 +261,8 @@ def fix(
         bool, typer.Option("--compare", help="Also write NAME_compare.EXT: the input and the result side by side.")
     ] = False,
     device: Annotated[str, typer.Option(help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto",
-    precision: Annotated[
-        Precision, typer.Option(help="auto = fp16 on CUDA, fp32 elsewhere; fp16/bf16 need CUDA.")
-    ] = Precision.auto,
+    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
+    threads: ThreadsOpt = 0,
     tile: Annotated[
         Optional[int],
         typer.Option(min=0, help="Tile side in pixels for large images (default: from available memory; 0 = never tile).", show_default=False),
@@ -299,12 +311,12 @@ def fix(
 
             deblurrer = Deblurrer(
                 model_spec, device=device, precision=precision.value, tile=tile,
-                tile_overlap=tile_overlap, offline=offline, linear=linear,
+                tile_overlap=tile_overlap, offline=offline, linear=linear, threads=threads,
             )
             err.print(
                 f"model {deblurrer.info.name} ({deblurrer.info.architecture}, "
                 f"{deblurrer.info.num_params / 1e6:.1f} M parameters, {deblurrer.info.source}) "
-                f"on {deblurrer.device.type}",
+                f"on {deblurrer.device.type}, {_precision_label(deblurrer)}",
                 highlight=False,
             )
         return deblurrer
@@ -757,9 +769,8 @@ def evaluate(
         typer.Option(help="GoPro root: the split to score. Default: test when present, else train.", show_default=False),
     ] = None,
     device: Annotated[str, typer.Option(help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...")] = "auto",
-    precision: Annotated[
-        Precision, typer.Option(help="--model: auto = fp16 on CUDA, fp32 elsewhere.")
-    ] = Precision.auto,
+    precision: Annotated[Precision, typer.Option(help="--model: " + PRECISION_HELP)] = Precision.auto,
+    threads: ThreadsOpt = 0,
     tile: Annotated[
         Optional[int],
         typer.Option(
@@ -856,6 +867,7 @@ def evaluate(
                 extremes=extremes if report is not None else 0,
                 align=align,
                 linear=linear,
+                threads=threads,
                 on_progress=on_progress,
             )
         finally:
@@ -1063,6 +1075,17 @@ def _render_training(cfg: "object", json_out: bool) -> dict:
     return result
 
 
+def _precision_label(deblurrer: object) -> str:
+    """ "bf16, 2 threads" / "fp32" / "fp16": what a run computes in, for its first line."""
+    import torch
+
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(deblurrer.dtype, "fp32")  # type: ignore[attr-defined]
+    if deblurrer.device.type == "cpu":  # type: ignore[attr-defined]
+        n = torch.get_num_threads()
+        return f"{name}, {n} thread{'s' if n != 1 else ''}"
+    return name
+
+
 @app.command()
 def train(
     data: Annotated[
@@ -1109,7 +1132,7 @@ def train(
     ] = 0.5,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[PrecisionChoice, typer.Option(help="auto = bf16 autocast on CUDA GPUs that support it and on CPUs with AMX or AVX512-BF16 (2-4x faster there), else fp32.")] = PrecisionChoice.auto,
-    threads: Annotated[int, typer.Option(min=0, help="Compute threads per process on the CPU; 0 = the cores not already busy (1-min load average), since a thread that shares its core with another program stalls all the others.")] = 0,
+    threads: ThreadsOpt = 0,
     gpus: Annotated[Optional[int], typer.Option(min=1, help="Train on N GPUs of this machine (DDP over NCCL, via torch.distributed.run).")] = None,
     procs: Annotated[Optional[int], typer.Option(min=1, help="Processes per node on --device (e.g. --device cpu --procs 2 uses gloo).")] = None,
     nnodes: Annotated[int, typer.Option(min=1, help="Nodes (run the same command on each, with its --node-rank).")] = 1,

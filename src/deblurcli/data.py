@@ -205,9 +205,28 @@ class TrainDataset:
         self.max_blur = max_blur
         self.gamma = gamma
         self.epoch = 0
-        # Decoded sharp photos (8-bit, as stored), kept per process: decoding a 1280 px photo costs
-        # about as much as synthesizing its blurred crop, and the same photos come back every epoch.
+        # Decoded sharp photos (as stored), see preload().
         self._photos: dict[Path, np.ndarray] = {}
+
+    def preload(self, max_bytes: int = 2 << 30) -> int:
+        """Decode the sharp photos of synthetic items now, up to ``max_bytes`` of pixels in all.
+
+        Decoding a 1280 px photo costs about as much as synthesizing its blurred crop (~40 ms), and
+        every photo comes back every epoch. Call it before the loader's workers start: they fork
+        from this process and share the decoded pixels copy-on-write. Photos past the budget (large
+        datasets) are decoded per sample as before. Returns the bytes held.
+        """
+        from deblurcli.images import read_image
+
+        held = sum(a.nbytes for a in self._photos.values())
+        for item in self.items:
+            if item.synthetic and item.sharp not in self._photos:
+                pixels = read_image(item.sharp).pixels
+                if held + pixels.nbytes > max_bytes:
+                    break
+                self._photos[item.sharp] = pixels
+                held += pixels.nbytes
+        return held
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -216,12 +235,12 @@ class TrainDataset:
         return len(self.items)
 
     def _photo(self, path: Path) -> np.ndarray:
-        """The photo at ``path`` as float32 RGB, decoded once per process (kept as stored)."""
+        """The photo at ``path`` as float32 RGB in [0, 1] (preloaded, or decoded now)."""
         from deblurcli.images import read_image
 
         stored = self._photos.get(path)
         if stored is None:
-            stored = self._photos[path] = read_image(path).pixels
+            stored = read_image(path).pixels
         f = stored.astype(np.float32) / (65535.0 if stored.dtype == np.uint16 else 255.0)
         return np.repeat(f, 3, axis=2) if f.shape[2] == 1 else f
 

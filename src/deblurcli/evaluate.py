@@ -156,6 +156,7 @@ def evaluate(
     extremes: int = 0,
     align: int = 0,
     linear: bool = False,
+    threads: int | None = None,
     on_progress: ProgressFn | None = None,
 ) -> EvalReport:
     """Score a model, existing predictions, or the blurred inputs against ground truth.
@@ -172,7 +173,7 @@ def evaluate(
         ssim_convention: ``"skimage"`` or ``"matlab"`` (see :mod:`deblurcli.metrics`).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...; the model and the
             metrics run there.
-        precision, tile, offline: passed to ``Deblurrer`` when ``model`` is not one already.
+        precision, tile, offline, threads: passed to ``Deblurrer`` when ``model`` is not one already.
         limit: score only the first ``limit`` pairs (quick checks).
         extremes: keep thumbnails of this many best and worst images (ranked by PSNR gain when
             the input is known and a model or predictions are scored, else by PSNR).
@@ -218,7 +219,7 @@ def evaluate(
     deblurrer = None
     model_label = None
     if mode == "model":
-        deblurrer, model_label = _deblurrer(model, dev, precision, tile, offline, linear)
+        deblurrer, model_label = _deblurrer(model, dev, precision, tile, offline, linear, threads)
 
     rank_by_gain = mode != "identity"
     rows: list[EvalRow] = []
@@ -404,14 +405,15 @@ def _device(device: str) -> torch.device:
 
 
 def _deblurrer(
-    model: Any, dev: torch.device, precision: str, tile: int | None, offline: bool, linear: bool
+    model: Any, dev: torch.device, precision: str, tile: int | None, offline: bool, linear: bool, threads: int | None
 ) -> tuple[Any, str]:
     if hasattr(model, "deblur"):
         return model, getattr(model, "name", None) or type(model).__name__
     from deblurcli.inference import Deblurrer  # lazy: heavy, and lives on its own branch
 
     label = str(model) if isinstance(model, (str, Path)) else type(model).__name__
-    return Deblurrer(model, device=str(dev), precision=precision, tile=tile, offline=offline, linear=linear), label
+    deblurrer = Deblurrer(model, device=str(dev), precision=precision, tile=tile, offline=offline, linear=linear, threads=threads)
+    return deblurrer, label
 
 
 def _keep(heap: list[tuple[float, int, Extreme]], item: tuple[float, int, Extreme], k: int) -> None:

@@ -19,11 +19,11 @@ from functools import lru_cache
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-@lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags of the first processor in /proc/cpuinfo (empty where there is none)."""
+@lru_cache(maxsize=4)
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU feature flags of the first processor in ``cpuinfo`` (empty where there is none)."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.startswith("flags"):
                     return frozenset(line.partition(":")[2].split())

@@ -76,20 +76,30 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """Compute dtype: ``auto`` is fp16 on CUDA and fp32 elsewhere; half precision needs CUDA.
+    """Compute dtype of autocast: ``auto`` is fp16 on CUDA, bf16 on CPUs with native bf16 (AMX or
+    AVX512-BF16: 2-3x faster there, see ``bench/precision.py``) and fp32 elsewhere.
 
     Raises:
-        DeblurError: unknown precision, or fp16/bf16 asked for on a device other than CUDA.
+        DeblurError: unknown precision, fp16 asked for on a device other than CUDA, or bf16 on a
+            device other than CUDA and the CPU.
     """
+    from deblurcli.hardware import cpu_has_bf16
+
     if precision not in PRECISIONS:
         raise DeblurError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
     if precision == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16() else torch.float32
     if precision == "fp32":
         return torch.float32
+    if device.type == "cpu" and precision == "bf16":
+        # Allowed everywhere (emulated, slow, where the CPU lacks bf16 instructions): the same
+        # numbers as on a bf16 CPU, which is what a comparison of precisions needs.
+        return torch.bfloat16
     if device.type != "cuda":
-        # On CPU, fp16 convolutions are slow or missing and bf16 costs accuracy for little speed.
-        raise DeblurError(f"--precision {precision} needs a CUDA device (this run uses {device.type}); use fp32")
+        # On CPU, fp16 convolutions are slow or missing.
+        raise DeblurError(f"--precision {precision} needs a CUDA device (this run uses {device.type}); use fp32 or bf16")
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise DeblurError("this GPU does not support bf16; use fp16 or fp32")
     return torch.float16 if precision == "fp16" else torch.bfloat16
@@ -272,7 +282,12 @@ class Deblurrer:
         model: a registered name, a ``.safetensors`` path, ``hf://owner/repo/file.safetensors@rev``,
             or an ``nn.Module`` generator (used as is, put in eval mode).
         device: ``auto`` (CUDA -> MPS -> CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        precision: ``auto`` (fp16 on CUDA, fp32 elsewhere), ``fp32``, ``fp16``, ``bf16`` (CUDA only).
+        precision: ``auto`` (fp16 on CUDA, bf16 on CPUs with AMX or AVX512-BF16, fp32 elsewhere),
+            ``fp32``, ``fp16`` (CUDA only), ``bf16`` (CUDA or CPU). Half precision runs under
+            autocast: weights, reductions and the output stay fp32.
+        threads: CPU compute threads (``torch.set_num_threads``, which is process-wide); ``None``
+            leaves torch's setting alone, ``0`` picks the cores not already busy
+            (:func:`deblurcli.hardware.default_threads`).
         tile: tile side in pixels; ``None`` picks it from available memory (whole image if it fits);
             ``0`` never tiles.
         tile_overlap: pixels shared by neighbouring tiles (blended; see the module docstring).
@@ -298,7 +313,10 @@ class Deblurrer:
         tile_overlap: int = 32,
         offline: bool = False,
         linear: bool = False,
+        threads: int | None = None,
     ) -> None:
+        if threads is not None and threads < 0:
+            raise DeblurError(f"threads must be >= 0, got {threads}")
         if tile is not None and tile < 0:
             raise DeblurError(f"tile must be >= 0, got {tile}")
         if tile_overlap < 0:
@@ -307,6 +325,10 @@ class Deblurrer:
             raise DeblurError(f"tile overlap ({tile_overlap}) must be less than half the tile size ({tile})")
         self.device = pick_device(device)
         self.dtype = pick_dtype(precision, self.device)
+        if threads is not None and self.device.type == "cpu":
+            from deblurcli.hardware import resolve_threads
+
+            torch.set_num_threads(resolve_threads(threads))
         if isinstance(model, nn.Module):
             net = model
             hp = dict(getattr(net, "hparams", {}))
@@ -370,9 +392,9 @@ class Deblurrer:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
-            if self.device.type == "cuda" and self.dtype != torch.float32:
+            if self.dtype != torch.float32:
                 # Autocast keeps reductions (norms, pooling) in fp32 where half would overflow.
-                with torch.autocast("cuda", dtype=self.dtype):
+                with torch.autocast(self.device.type, dtype=self.dtype):
                     y = self.model(x)
             else:
                 y = self.model(x)

@@ -543,14 +543,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
-def _loader_worker_init(_worker_id: int) -> None:
-    """One OpenCV thread per loader worker: the stills engine's warps would otherwise start a thread
-    per core in every worker and take cores from the training threads."""
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def _finite(x: float) -> float:
     return x if math.isfinite(x) else float("nan")
 
@@ -610,10 +602,19 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
             )
         total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch  # type: ignore[operator]
         dataset = TrainDataset(train_items, crop=cfg.crop, seed=cfg.seed, max_blur=cfg.max_blur, gamma=cfg.gamma)
+        # Decoded once here, shared copy-on-write by the loader workers that fork every epoch.
+        dataset.preload()
         sampler = _Sampler(len(dataset), world=world, rank=rank, seed=cfg.seed)
         loader_kw: dict[str, Any] = {}
         if cfg.workers > 0:
-            loader_kw = {"num_workers": cfg.workers, "prefetch_factor": 2, "worker_init_fn": _loader_worker_init}
+            loader_kw = {"num_workers": cfg.workers, "prefetch_factor": 2}
+            # One OpenCV thread in the loader workers: the stills engine's warps would otherwise start
+            # a thread per core in every worker and take the cores of the training threads. Set
+            # here, in this process, before the workers fork: calling it in a forked worker deadlocks
+            # on the pool state copied from this process.
+            import cv2
+
+            cv2.setNumThreads(1)
         # The loader gets its own generator: creating an iterator (every epoch) would otherwise draw
         # from the global torch RNG, which a resumed run (new iterator mid-epoch) would not repeat.
         # Samples do not use it: their randomness is keyed by (seed, epoch, index) in TrainDataset.
