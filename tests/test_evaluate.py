@@ -255,14 +255,29 @@ class UnsharpModule(torch.nn.Module):
 
 def test_linear_runs_the_model_on_encoded_values_and_scores_as_stored(flat: Path) -> None:
     # The fixture's blur is an average of the stored values: linear data, as Levin's.
-    rep = evaluate(flat, model=UnsharpModule(), linear=True, device="cpu")
+    rep = evaluate(flat, model=UnsharpModule(), linear=True, device="cpu", precision="fp32")
     assert rep.summary["linear"] is True and rep.summary["count"] == 3
     x = torch.from_numpy(np.asarray(PILImage.open(flat / "blur" / "p0.png")).transpose(2, 0, 1)[None] / 255.0).float()
     y = UnsharpMask().deblur(x.pow(1 / 2.2)).clamp(0, 1).pow(2.2)
     y8 = np.rint(y[0].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
     assert rep.rows[0].psnr == pytest.approx(_sk(y8, _sharp(flat, 0))[0], abs=1e-3)
-    assert rep.rows[0].psnr != pytest.approx(evaluate(flat, model=UnsharpModule(), device="cpu").rows[0].psnr, abs=0.01)
+    assert rep.rows[0].psnr != pytest.approx(evaluate(flat, model=UnsharpModule(), device="cpu", precision="fp32").rows[0].psnr, abs=0.01)
     with pytest.raises(InputError, match="linear=True"):
         evaluate(flat, model=UnsharpMask(), linear=True)
     result = runner.invoke(app, ["evaluate", str(flat), "--identity", "--linear"])
     assert result.exit_code == 2 and "--linear changes how a model is run" in result.stderr
+
+
+def test_level_shift_is_the_mean_brightness_difference_in_8bit_levels(flat: Path, tmp_path: Path) -> None:
+    pred = tmp_path / "pred"
+    for i in range(3):  # 3 levels brighter than the ground truth, clipped at 255
+        s = _sharp(flat, i).astype(int)
+        _save(pred / f"p{i}.png", np.clip(s + 3, 0, 255).astype(np.uint8))
+    rep = evaluate(flat, pred=pred)
+    for i, row in enumerate(rep.rows):
+        s = _sharp(flat, i).astype(float)
+        want = (np.clip(s + 3, 0, 255) - s).mean()  # +3 except where clipping at 255 takes some
+        assert row.level_shift == pytest.approx(want, abs=1e-4) and 2.0 < want <= 3.0
+        b = np.asarray(PILImage.open(flat / "blur" / f"p{i}.png")).astype(float)
+        assert row.input_level_shift == pytest.approx((b - s).mean(), abs=1e-4)
+    assert rep.summary["level_shift"] == pytest.approx(np.mean([r.level_shift for r in rep.rows]))

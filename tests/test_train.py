@@ -17,7 +17,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import ROOT, textured_rgb
-from deblurcli.train import TrainConfig, TrainError, TrainEvent, list_checkpoints, load_checkpoint, lr_factor, plot_metrics, read_metrics, train
+from deblurcli.train import TrainConfig, TrainError, TrainEvent, export_checkpoint, list_checkpoints, load_checkpoint, lr_factor, plot_metrics, read_metrics, train
 
 # Tiny networks and crops: a step (5 critic updates + 1 generator update) takes a few ms.
 TINY = ["--crop", "32", "--hparam", "ngf=4", "--hparam", "n_blocks=1", "--critic-hparam", "ndf=4", "--content", "l1fft",
@@ -95,6 +95,21 @@ def test_resume_after_a_crash_continues_exactly(pairs_dir: Path, straight: Path,
     ga = load_checkpoint(list_checkpoints(straight)[-1])["generator"]
     gb = load_checkpoint(list_checkpoints(crashed)[-1])["generator"]
     assert all(torch.equal(ga[k], gb[k]) for k in ga)
+
+
+def test_export_checkpoint_gives_the_model_the_run_ends_with(straight: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from deblurcli.weights import read_metadata
+
+    path = export_checkpoint(list_checkpoints(straight)[-1], tmp_path / "exported.safetensors")
+    final, exported = load_file(str(straight / "model.safetensors")), load_file(str(path))
+    assert final.keys() == exported.keys() and all(torch.equal(final[k], exported[k]) for k in final)
+    meta = read_metadata(path)
+    assert meta["trained_steps"] == "40" and meta["architecture"] == "deblurgan"
+    assert json.loads(meta["recipe"]) == json.loads(read_metadata(straight / "model.safetensors")["recipe"])
+    with pytest.raises(TrainError, match="cannot read checkpoint|not a deblurcli training checkpoint"):
+        export_checkpoint(path, tmp_path / "x.safetensors")  # a model file is not a checkpoint
 
 
 def test_resume_20_then_40_keeps_counting_and_schedule(pairs_dir: Path, tmp_path: Path) -> None:

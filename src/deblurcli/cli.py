@@ -930,6 +930,11 @@ def _print_evaluation(s: dict, show_published: bool) -> None:
         table.add_row("blurred input, mean", f(s["input_psnr"], ".3f"), f(s["input_ssim"], ".4f"))
         table.add_row("gain over input, mean", f(s["psnr_gain"], "+.3f"), f(s["ssim_gain"], "+.4f"))
     out.print(table)
+    if s.get("level_shift") is not None:
+        shift = f"Mean level vs ground truth (8-bit levels): output {s['level_shift']:+.2f}"
+        if s.get("input_level_shift") is not None:
+            shift += f", blurred input {s['input_level_shift']:+.2f}"
+        out.print(shift + ".")
     timing = f"{s['seconds_per_image']:.3f} s per image in all" if s.get("seconds_per_image") is not None else ""
     if s.get("model_seconds_per_image") is not None:
         timing = f"model {s['model_seconds_per_image']:.3f} s per image, " + timing

@@ -68,6 +68,10 @@ class EvalRow:
     for ``--pred --gt`` without a dataset); the gains are output minus input. ``seconds`` is the
     model's time on this image (``None`` unless a model is scored). With alignment, ``shift`` and
     ``input_shift`` are the (dy, dx) at which the output and the input were scored.
+    ``level_shift``/``input_level_shift``: mean brightness of the output/input minus that of the
+    ground truth, in 8-bit levels (0-255 scale) over all pixels and channels: a model must not
+    brighten or darken images (blur averaged in linear light brightens them slightly; blur averaged
+    in stored values, as GoPro's ``blur`` and Levin's, does not).
     """
 
     name: str
@@ -82,6 +86,8 @@ class EvalRow:
     input_ssim: float | None = None
     psnr_gain: float | None = None
     ssim_gain: float | None = None
+    level_shift: float | None = None
+    input_level_shift: float | None = None
     seconds: float | None = None
     shift: tuple[int, int] | None = None
     input_shift: tuple[int, int] | None = None
@@ -279,7 +285,10 @@ def evaluate(
             p = psnr(stack, targets).clamp(max=PSNR_CAP).tolist()
             s = ssim(stack, targets, ssim_convention).tolist()  # type: ignore[arg-type]
             row.psnr, row.ssim = p[0], s[0]
+            shifts_255 = ((stack - targets).mean(dim=(1, 2, 3)) * 255.0).tolist()
+            row.level_shift = shifts_255[0]
             if blurred is not None:
+                row.input_level_shift = shifts_255[1]
                 row.input_psnr, row.input_ssim = p[1], s[1]
                 row.psnr_gain, row.ssim_gain = p[0] - p[1], s[0] - s[1]
             if extremes > 0:
@@ -448,6 +457,8 @@ def _summary(rows: list[EvalRow], wall: float) -> dict[str, Any]:
     gain_psnr, gain_psnr_median = _stats([r.psnr_gain for r in ok if r.psnr_gain is not None])
     gain_ssim, _ = _stats([r.ssim_gain for r in ok if r.ssim_gain is not None])
     model_s, _ = _stats([r.seconds for r in ok if r.seconds is not None])
+    level, _ = _stats([r.level_shift for r in ok if r.level_shift is not None])
+    in_level, _ = _stats([r.input_level_shift for r in ok if r.input_level_shift is not None])
     return {
         "summary": True,
         "count": len(ok),
@@ -461,6 +472,8 @@ def _summary(rows: list[EvalRow], wall: float) -> dict[str, Any]:
         "psnr_gain": gain_psnr,
         "psnr_gain_median": gain_psnr_median,
         "ssim_gain": gain_ssim,
+        "level_shift": level,
+        "input_level_shift": in_level,
         "model_seconds_per_image": model_s,
         "seconds_per_image": wall / len(rows) if rows else None,
         "capped": sum(1 for r in ok if r.psnr is not None and math.isclose(r.psnr, PSNR_CAP)),

@@ -77,6 +77,9 @@ _NAF_M = {"width": 24, "enc_blocks": [1, 1, 2, 4], "middle_blocks": 2, "dec_bloc
 # The shape of NAFNet-GoPro-width32 from the NAFNet paper (28 blocks at 1/16 resolution).
 _NAF_L = {"width": 32, "enc_blocks": [1, 1, 1, 28], "middle_blocks": 1, "dec_blocks": [1, 1, 1, 1]}
 
+# Coarse-to-fine dense-conv U-Net (see deblurcli.models.c2f): widths 16..256, 4 levels, 3 scales.
+_C2F_S = {"width": 16, "levels": 4, "blocks": 1, "middle_blocks": 2, "scales": 3}
+
 #: Name -> entry, in display order.
 REGISTRY: dict[str, ModelEntry] = {
     e.name: e
@@ -94,6 +97,13 @@ REGISTRY: dict[str, ModelEntry] = {
             {"ngf": 32, "n_blocks": 9, "norm": "instance", "dropout": 0.5, "laplacian": True},
             "the paper's generator at half width (32): ~4x fewer FLOPs",
             num_params=2_854_755,
+        ),
+        ModelEntry(
+            "c2f-s",
+            "c2f",
+            {**_C2F_S, "laplacian": True},
+            "coarse-to-fine U-Net (one body at 1/4, 1/2, 1), dense 3x3 convs for bf16 CPUs, Laplacian channel",
+            num_params=3_713_299,
         ),
         ModelEntry(
             "nafnet-s",

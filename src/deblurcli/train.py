@@ -336,6 +336,35 @@ def load_init(generator: Any, path: str | Path) -> None:
         ) from None
 
 
+def export_checkpoint(checkpoint: str | Path, path: str | Path) -> Path:
+    """Write the generator of a training checkpoint as a ``.safetensors`` model (what ``deblur fix
+    --model`` and ``deblur evaluate --model`` load), with the run's recipe in its metadata: to score or
+    use a run that is still going, or one that was stopped before its end.
+
+    Raises:
+        TrainError: not a readable deblurcli checkpoint.
+    """
+    from deblurcli import __version__
+    from deblurcli.weights import save_model
+
+    ckpt = load_checkpoint(checkpoint)
+    cfg = TrainConfig.from_json(ckpt["config"])
+    generator = build_generator(cfg)
+    generator.load_state_dict(ckpt["generator"])
+    recipe = {k: cfg.to_json()[k] for k in RECIPE_FIELDS}
+    return save_model(
+        path,
+        generator,
+        metadata={
+            "recipe": json.dumps(recipe, sort_keys=True),
+            "trained_steps": str(int(ckpt["step"])),
+            "training_data": json.dumps([str(Path(d)) for d in cfg.data]),
+            "trainer": f"deblurcli {__version__} export_checkpoint",
+            **({"initialised_from": cfg.init} if cfg.init else {}),
+        },
+    )
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     import torch
 
