@@ -206,6 +206,9 @@ def test_models_lists_the_registry() -> None:
     assert all(r["source"] == "not published" and r["cached"] is False for r in rows if not r["default"])
     code, stdout, _ = _run("models")
     assert code == 0 and "nafnet-s" in stdout and "11.4 M" in stdout
+    # What the bundled default was trained for, in the table's footer and in its JSON row.
+    assert default[0]["trained_for"] == REGISTRY["nafnet-s"].trained_for != ""
+    assert "default model: nafnet-s" in stdout and "trained for:" in stdout and "model card:" in stdout
 
 
 def test_models_and_help_do_not_import_torch() -> None:

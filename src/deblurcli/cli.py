@@ -31,16 +31,43 @@ app = typer.Typer(
 )
 
 
+def _default_model_lines() -> list[str]:
+    """Which model `deblur fix` runs without --model, its size and what it was trained for.
+
+    Read from the torch-free registry and the bundled file's size on disk, never by loading the
+    weights: `deblur --version` must stay instant and torch-free.
+    """
+    from deblurcli.console import human_size
+    from deblurcli.registry import DEFAULT_MODEL, REGISTRY
+    from deblurcli.weights import bundled_weights_dir
+
+    entry = REGISTRY[DEFAULT_MODEL]
+    bdir = bundled_weights_dir()
+    path = bdir / entry.weights_filename if bdir is not None else None
+    where = f"{human_size(path.stat().st_size)} file, bundled" if path and path.is_file() else "weights not bundled"
+    lines = [f"default model: {entry.name} ({entry.architecture}, {entry.num_params / 1e6:.1f} M parameters, {where})"]
+    if entry.trained_for:
+        lines.append(f"  trained for: {entry.trained_for}")
+    if bdir is not None and (bdir / "README.md").is_file():
+        lines.append(f"  model card: {bdir / 'README.md'}")
+    return lines
+
+
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"deblur {__version__}")
+        # The first line stays "deblur X.Y.Z" for scripts; then what the user is running.
+        typer.echo("\n".join([f"deblur {__version__}", *_default_model_lines()]))
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True,
+            help="Show the version and the bundled default model (name, size, what it was trained for), and exit.",
+        ),
     ] = False,
 ) -> None:
     """Blind motion deblurring for photos, and the research pipeline behind it."""
@@ -462,7 +489,10 @@ def _write_compare(before, after, target: Path, fmt: Optional[str], quality: int
 
 @app.command()
 def models(json_out: JsonOpt = False) -> None:
-    """List the named models: architecture, parameters, size (fp32), weights source, cached or not.
+    """List the named models, and what the bundled default model was trained for.
+
+    A table of architecture, parameters, size (fp32), weights source, cached or not; then the
+    default model's file size, what it was trained for, and where its model card is.
 
     A name goes to `deblur fix --model NAME`. The default (nafnet-s) is bundled; models without
     published weights cannot be used by name yet: pass a .safetensors file (e.g. from `deblur train`).
@@ -486,6 +516,7 @@ def models(json_out: JsonOpt = False) -> None:
             "source": source,
             "cached": local is not None,
             "description": e.description,
+            "trained_for": e.trained_for,
             "hyperparameters": e.hyperparameters,
         })
     if json_out:
@@ -510,6 +541,8 @@ def models(json_out: JsonOpt = False) -> None:
             "yes" if r["cached"] else "no",
         )
     out.print(table)
+    for line in _default_model_lines():
+        out.print(line, highlight=False, markup=False)
 
 
 @app.command("make-pairs")

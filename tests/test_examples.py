@@ -1,0 +1,70 @@
+"""README's first command, run as written, on the example photo the repository ships.
+
+The command is read from README itself (the first line of its first ``bash`` block), so the test
+and the README cannot drift apart. Only its ``deblur`` part runs (the ``pip install .`` part is what
+made this checkout importable); it runs in a temp folder holding a copy of the example at the same
+relative path, so the command's relative paths are used verbatim and nothing is written into the
+checkout. No shared data is needed: the example is in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+from deblurcli.blur import score_image
+from deblurcli.images import read_image
+
+
+def readme_first_command() -> str:
+    """The first line of README's first ```bash block: the install-and-run command."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block, "README has no ```bash block"
+    return block.group(1).strip().splitlines()[0]
+
+
+def test_readme_first_command_is_install_then_fix_an_example() -> None:
+    install, sep, run = readme_first_command().partition(" && ")
+    assert (install, sep) == ("pip install .", " && ")
+    args = shlex.split(run)
+    assert args[:2] == ["deblur", "fix"] and "--compare" in args
+    example = Path(args[2])
+    assert example.parts[0] == "examples" and (ROOT / example).is_file()
+    # A few hundred kB at most: it lives in every clone.
+    assert (ROOT / example).stat().st_size < 500_000
+    assert (ROOT / "examples" / "ATTRIBUTION.md").is_file()
+    assert example.name in (ROOT / "examples" / "ATTRIBUTION.md").read_text(encoding="utf-8")
+
+
+def test_readme_first_command_deblurs_the_example(tmp_path: Path) -> None:
+    args = shlex.split(readme_first_command().partition(" && ")[2])
+    example = Path(args[2])
+    out_dir = Path(args[args.index("-o") + 1])
+    (tmp_path / example).parent.mkdir(parents=True)
+    shutil.copy(ROOT / example, tmp_path / example)
+    # `python -m deblurcli` is the `deblur` console script of this checkout; offline, as a fresh
+    # install must work without the network (the default model is bundled).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+           "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "deblurcli", *args[1:]], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+
+    before = read_image(tmp_path / example)
+    after = read_image(tmp_path / out_dir / example.name)
+    compare = read_image(tmp_path / out_dir / f"{example.stem}_compare{example.suffix}")
+    assert after.pixels.shape == before.pixels.shape
+    assert compare.width == 2 * before.width and compare.height == before.height
+    # What README tells the user they will see: the blur score before -> after on stderr, and the
+    # output file sharper than the input (variance of the Laplacian; an identity model gives ~1.0x).
+    shown = re.search(rf"{re.escape(example.name)}\s+blur score ([\d.]+) -> ([\d.]+)", proc.stderr)
+    assert shown, proc.stderr
+    assert float(shown.group(1)) == round(score_image(before), 1)
+    assert score_image(after) > 1.1 * score_image(before)
