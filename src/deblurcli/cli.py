@@ -1068,7 +1068,7 @@ def _render_training(cfg: "object", json_out: bool) -> dict:
             err.print(
                 f"model: {cfg.arch} ({info['generator_params']:,} parameters), device {info['device']} "  # type: ignore[attr-defined]
                 f"{info['precision']}, {where}"
-                + (f" x {info['threads']} threads" if info.get("threads") else "")
+                + (f" x {info['threads']} thread{'s' if info['threads'] != 1 else ''}" if info.get("threads") else "")
                 + f", {info['steps_per_epoch']} steps/epoch"
             )
             if info["resumed_from"] is not None:
