@@ -13,11 +13,40 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from deblurcli import MAX_SEED, __version__
 from deblurcli.errors import DeblurError
 
+def _finite_only(param: object) -> None:
+    """Make one option refuse inf and nan, after typer's own conversion and range checks (nan
+    passes every range check, and no option of deblur means anything with either: a --threshold
+    of inf cannot even be written as JSON)."""
+    convert = param.process_value  # type: ignore[attr-defined]
+
+    def process_value(ctx, value):  # type: ignore[no-untyped-def]
+        value = convert(ctx, value)
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise typer.BadParameter(f"{v} is not a finite number", ctx=ctx, param=param)  # type: ignore[arg-type]
+        return value
+
+    param.process_value = process_value  # type: ignore[attr-defined]
+
+
+class _Group(TyperGroup):
+    """The deblur command group: every option of every command refuses inf and nan (one place, so
+    that a new option cannot forget it)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            for param in command.params:
+                _finite_only(param)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="deblur",
     help=(
         "Blind motion deblurring for photos, and the research pipeline behind it.\n\n"
@@ -290,16 +319,21 @@ def fix(
     from deblurcli.inputs import expand_inputs
     from deblurcli.registry import DEFAULT_MODEL
 
-    if output.exists() and not output.is_dir():
-        raise _fail(f"output {output} exists and is not a folder", 2)
+    from deblurcli.inputs import output_folder_problem
+
+    problem = output_folder_problem(output)
+    if problem:
+        raise _fail(f"--output {problem}", 2)
     if tile and tile_overlap * 2 >= tile:
         raise _fail(f"--tile-overlap ({tile_overlap}) must be less than half of --tile ({tile})", 2)
     if any(c in suffix for c in "/\\\0"):
         raise _fail(f"--suffix must not contain path separators: {suffix!r}", 2)
     model_spec = model or DEFAULT_MODEL
-    items = expand_inputs(inputs, recursive=recursive)
+    # OUT is never an input: a rerun of `fix DIR -r -o DIR/out` must not fix its own outputs.
+    items = expand_inputs(inputs, recursive=recursive, exclude=[output])
     input_paths = {i.path.resolve() for i in items if not i.error}
     fmt = None if out_format is OutFormat.keep else out_format.value.upper()
+    targets = _plan_outputs(items, output, suffix, _FORMAT_EXT[out_format.value] if fmt else None, compare)
 
     deblurrer = None
 
@@ -324,10 +358,6 @@ def fix(
     rows: list[dict[str, object]] = []
     failed = skipped = 0
     progress = progress_bar(elapsed=True)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise _fail(f"cannot create output folder {output}: {e.strerror or e}", 1)
     with progress:
         task = progress.add_task("fixing", total=len(items))
         tiles = progress.add_task("", total=None, visible=False)
@@ -337,11 +367,13 @@ def fix(
             try:
                 if item.error:
                     raise DeblurError(f"{name}: {item.error}")
-                rel = item.relative
-                ext = _FORMAT_EXT[out_format.value] if fmt else rel.suffix
-                target = output / rel.parent / f"{rel.stem}{suffix}{ext}"
+                target, problem = targets[id(item)]
+                if problem:
+                    raise DeblurError(f"{name}: {problem}")
                 if target.resolve() in input_paths and not overwrite:
                     raise DeblurError(f"{name}: output {target} would replace an input (use --overwrite, another -o, or --suffix)")
+                if (target.exists() or target.is_symlink()) and not target.is_file():
+                    raise DeblurError(f"{name}: output {target} exists and is not a file; move it away")
                 if target.exists() and not force and target.resolve() not in input_paths:
                     skipped += 1
                     row = {"path": name, "output": str(target), "status": "skipped", "reason": "output exists (use --force to redo)"}
@@ -385,11 +417,13 @@ def fix(
                 if compare:
                     _write_compare(image, result, target, fmt, quality)
                 seconds = time.perf_counter() - t0
-            except DeblurError as e:
+            except (DeblurError, OSError) as e:
+                # One file's failure (including the OS refusing one of its paths) is that file's only.
+                message = str(e) if isinstance(e, DeblurError) else f"{name}: {_os_reason(e)}"
                 failed += 1
-                progress.console.print(f"[bold red]error:[/] {_escape(str(e))}", soft_wrap=True)
+                progress.console.print(f"[bold red]error:[/] {_escape(message)}", soft_wrap=True)
                 if json_out:
-                    emit_json({"path": name, "status": "failed", "error": str(e).removeprefix(f"{name}: ")})
+                    emit_json({"path": name, "status": "failed", "error": message.removeprefix(f"{name}: ")})
             else:
                 ratio = after / before if before > 0 else None
                 row = {
@@ -427,6 +461,45 @@ def fix(
     err.print(summary, highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _os_reason(e: OSError) -> str:
+    """An OSError as one line: the OS's reason and the path it names."""
+    where = f" ({e.filename})" if e.filename else ""
+    return f"{e.strerror or e}{where}"
+
+
+def _plan_outputs(
+    items: list, output: Path, suffix: str, ext: Optional[str], compare: bool  # type: ignore[type-arg]
+) -> dict[int, tuple[Path, Optional[str]]]:
+    """Each input's output file (by ``id(item)``) and why it cannot be written, decided before any
+    work: a name too long for the file system, or a name that an earlier input of the same run
+    already writes (``c1/x.png`` and ``c2/x.png`` into one -o), which would be skipped or, with
+    --force, silently overwritten."""
+    import os
+
+    from deblurcli.inputs import name_problem
+
+    plan: dict[int, tuple[Path, Optional[str]]] = {}
+    owners: dict[str, Path] = {}
+    for item in items:
+        if item.error:
+            continue
+        rel = item.relative
+        target = output / rel.parent / f"{rel.stem}{suffix}{ext or rel.suffix}"
+        written = [target] + ([target.with_name(f"{target.stem}_compare{target.suffix}")] if compare else [])
+        problem = next((p for p in map(name_problem, written) if p), None)
+        if problem:
+            problem += " (use a shorter --suffix, or rename the input)"
+        keys = [os.path.normcase(os.path.abspath(w)) for w in written]
+        clash = next((owners[k] for k in keys if k in owners), None)
+        if problem is None and clash is not None:
+            problem = (f"output {target} is also the output of {clash} in this run (same name); "
+                       "fix them in separate runs with different -o, or pass their parent folder with -r")
+        if problem is None:
+            owners.update(dict.fromkeys(keys, item.path))
+        plan[id(item)] = (target, problem)
+    return plan
 
 
 def _escape(text: str) -> str:
@@ -634,7 +707,17 @@ def make_pairs_cmd(
         )
     except ValueError as e:
         raise _fail(str(e), 2) from None
-    items = expand_inputs(inputs, recursive=recursive) if from_stills else expand_video_inputs(inputs, recursive=recursive)
+    from deblurcli.inputs import output_folder_problem
+
+    problem = output_folder_problem(output)
+    if problem:
+        raise _fail(f"--output {problem}", 2)
+    # OUT is never an input: `make-pairs --from-stills photos -r -o photos/pairs`, run again, must
+    # not take its own pairs for photos.
+    if from_stills:
+        items = expand_inputs(inputs, recursive=recursive, exclude=[output])
+    else:
+        items = expand_video_inputs(inputs, recursive=recursive, exclude=[output])
 
     progress = progress_bar(TextColumn("{task.fields[info]}"))
     tasks: dict[int, object] = {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Collection, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -825,12 +825,15 @@ class Manifest:
         self.rows[name] = row
 
 
-def expand_video_inputs(args: "list[str]", *, recursive: bool = False) -> "list[InputItem]":
+def expand_video_inputs(
+    args: "list[str]", *, recursive: bool = False, exclude: "Collection[str | Path]" = ()
+) -> "list[InputItem]":
     """:func:`deblurcli.inputs.expand_inputs` for video files (folders and quoted globs give the
-    files with a :data:`VIDEO_EXTENSIONS` extension; a file named explicitly is always kept)."""
+    files with a :data:`VIDEO_EXTENSIONS` extension; a file named explicitly is always kept;
+    nothing is taken from inside an ``exclude`` folder)."""
     from deblurcli.inputs import expand_inputs
 
-    return expand_inputs(args, recursive=recursive, extensions=VIDEO_EXTENSIONS, kind="video")
+    return expand_inputs(args, recursive=recursive, extensions=VIDEO_EXTENSIONS, kind="video", exclude=exclude)
 
 
 def _prefixes(paths: "list[Path]") -> dict["Path", str]:
@@ -840,10 +843,13 @@ def _prefixes(paths: "list[Path]") -> dict["Path", str]:
     import re
     from collections import Counter
 
-    stems = {p: re.sub(r"[^A-Za-z0-9._-]+", "_", p.stem) or "input" for p in paths}
+    # Cut to 200 characters (ASCII after the substitution): with the pair suffix and ".png" the
+    # names stay under the usual 255-byte limit; a cut stem gets the hash too, to stay unique.
+    full = {p: re.sub(r"[^A-Za-z0-9._-]+", "_", p.stem) or "input" for p in paths}
+    stems = {p: s[:200] for p, s in full.items()}
     counts = Counter(stems.values())
     return {
-        p: s if counts[s] == 1 else f"{s}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:6]}"
+        p: s if counts[s] == 1 and s == full[p] else f"{s}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:6]}"
         for p, s in stems.items()
     }
 
@@ -958,6 +964,7 @@ class _PairWriter:
         from concurrent.futures import ThreadPoolExecutor
 
         self.out, self.manifest = out, manifest
+        self.made = False
         # One core is left to the decoding thread: on 2 cores one PNG worker did as well as two
         # (measured with and without the window thread), with less CPU, since both compete with it.
         self.workers = workers or max(1, min(4, (os.cpu_count() or 1) - 1))
@@ -971,6 +978,17 @@ class _PairWriter:
     ) -> None:
         """Queue a pair. May first complete older pairs (appending their rows, calling their
         ``on_done``), and so raise an older pair's write error."""
+        if not self.made:
+            # The output folders are made with the first pair: a run whose inputs all fail leaves
+            # no empty blurred/ and targets/ behind.
+            from deblurcli.errors import DatasetError
+
+            try:
+                (self.out / "blurred").mkdir(parents=True, exist_ok=True)
+                (self.out / "targets").mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise DatasetError(f"{self.out}: cannot create the output folders: {e.strerror or e}") from None
+            self.made = True
         futures = [
             self.pool.submit(_write_png, self.out / "blurred" / f"{name}.png", blurred8),
             self.pool.submit(_write_png, self.out / "targets" / f"{name}.png", target8),
@@ -1025,10 +1043,11 @@ def _open_video(path: "Path"):
 
     from deblurcli.errors import VideoError
 
-    if not path.exists():
-        raise VideoError(f"{path}: no such file")
-    if path.is_dir():
-        raise VideoError(f"{path}: is a folder, not a video file")
+    from deblurcli.images import file_problem
+
+    problem = file_problem(path, "video")
+    if problem:  # a FIFO or device: FFmpeg would block on it or read for ever
+        raise VideoError(f"{path}: {problem}")
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
     try:
@@ -1470,13 +1489,16 @@ def make_pairs(
 
     from deblurcli.errors import DatasetError, DeblurError
 
+    from deblurcli.inputs import output_folder_problem
+
     cfg = cfg or PairsConfig()
     out = Path(out)
-    try:
-        (out / "blurred").mkdir(parents=True, exist_ok=True)
-        (out / "targets").mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DatasetError(f"{out}: cannot create the output folders: {e.strerror or e}") from None
+    problem = output_folder_problem(out)
+    for sub in ("blurred", "targets"):
+        if problem is None and (out / sub).exists() and not (out / sub).is_dir():
+            problem = f"{out / sub} exists and is not a folder"
+    if problem:
+        raise DatasetError(f"cannot write pairs: {problem}")
     manifest = Manifest.open(out / MANIFEST)
     prefixes = _prefixes([it.path for it in inputs if not it.error])
     results: list[SourceResult] = []
