@@ -221,6 +221,25 @@ def test_train_refuses_a_crop_larger_than_the_data_and_unreadable_files(photos: 
     assert not out.exists()
 
 
+def test_train_data_that_fails_inside_a_loader_worker_is_one_line(tmp_path: Path) -> None:
+    """A pair whose header reads but whose pixels are cut off fails in a loader worker: torch
+    re-raises that as a RuntimeError holding the worker's traceback; it is shown as one line."""
+    pairs = tmp_path / "pairs"
+    for sub in ("blurred", "targets"):
+        (pairs / sub).mkdir(parents=True)
+        for i in range(2):
+            PILImage.fromarray(textured_rgb(48, 64, seed=i)).save(pairs / sub / f"p{i}.png")
+    for sub in ("blurred", "targets"):
+        data = (pairs / sub / "p0.png").read_bytes()
+        (pairs / sub / "p0.png").write_bytes(data[: len(data) // 2])
+    code, _, stderr = _run("train", "--data", pairs, "--out", tmp_path / "run", *TINY_TRAIN,
+                           "--workers", "1", "--val-fraction", "0")
+    assert code == 1, stderr
+    errors = _one_line_errors(stderr)
+    assert len(errors) == 1 and "p0.png" in errors[0] and "truncated" in errors[0], stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 # ---------------------------------------------------------------- #8, #15: long file names
 
 
