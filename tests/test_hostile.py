@@ -390,3 +390,37 @@ def test_unreachable_hub_says_so_at_once(photo: Path, tmp_path: Path) -> None:
     assert _one_line_errors(r.stderr) and "cannot reach the Hub" in r.stderr and "404" not in r.stderr
     assert "Retry" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- #17: --json says what README says
+
+
+def test_train_json_prints_train_rows(photos: Path, tmp_path: Path) -> None:
+    """README: `--json` prints the events as JSON lines, `train` rows with losses, lr, it/s (#17)."""
+    code, stdout, stderr = _run("train", "--data", photos, "--out", tmp_path / "run", *TINY_TRAIN[:-2],
+                                "--steps", "2", "--log-every", "1", "--json")
+    assert code == 0, stderr
+    rows = _json_lines(stdout)
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert [r["step"] for r in train_rows] == [1, 2]
+    assert all({"g_loss", "d_loss", "lr", "it_s"} <= set(r) for r in train_rows)
+    assert [r["kind"] for r in rows][0] == "start" and rows[-1]["kind"] == "done"
+
+
+# ---------------------------------------------------------------- #18: fix's own extra files
+
+
+def test_evaluate_pred_leaves_out_fix_compare_files(tiny_model: Path, tmp_path: Path) -> None:
+    """`evaluate --pred OUT --gt GT` paired fix's NAME_compare.EXT with NAME's ground truth: size
+    errors and a polluted mean (#18)."""
+    blurred, gt = tmp_path / "blurred", tmp_path / "gt"
+    blurred.mkdir(), gt.mkdir()
+    for i in range(2):
+        PILImage.fromarray(textured_rgb(24, 32, seed=i)).save(gt / f"im{i}.png")
+        PILImage.fromarray(cv2.GaussianBlur(textured_rgb(24, 32, seed=i), (5, 5), 1.5)).save(blurred / f"im{i}.png")
+    code, _, stderr = _run("fix", blurred, "-o", tmp_path / "out", "--model", tiny_model, "--compare")
+    assert code == 0 and len(list((tmp_path / "out").glob("*_compare.png"))) == 2, stderr
+    code, stdout, stderr = _run("evaluate", "--pred", tmp_path / "out", "--gt", gt, "--json")
+    assert code == 0, stderr
+    rows = _json_lines(stdout)
+    assert sorted(r["name"] for r in rows if "name" in r) == ["im0", "im1"] and rows[-1]["count"] == 2

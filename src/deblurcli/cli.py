@@ -1125,6 +1125,11 @@ def _render_training(cfg: "object", json_out: bool) -> dict:
                 )
         elif e.kind == "step":
             m = e.metrics
+            if json_out:
+                # The `train` rows README promises, at metrics.jsonl's pace (--log-every).
+                if e.step % max(1, cfg.log_every) == 0 or e.step >= e.total:  # type: ignore[attr-defined]
+                    emit_json({"kind": "train", "step": e.step, **m})
+                return
             losses = f"G {m['g_loss']:.4g}"
             if "d_loss" in m:
                 losses += f"  D {m['d_loss']:.4g}  W {m['wasserstein']:.3g}  GP {m['gp']:.3g}"
