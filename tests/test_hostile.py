@@ -217,7 +217,7 @@ def test_train_refuses_a_crop_larger_than_the_data_and_unreadable_files(photos: 
     assert code == 2 and "--crop 100000 is larger than every training image (the largest is 64x48)" in stderr
     (photos / "notes.jpg").write_text("not a photo\n")
     code, _, stderr = _run("train", "--data", photos, "--out", out, *TINY_TRAIN, "--workers", "1")
-    assert code == 1 and len(_one_line_errors(stderr)) == 1 and "notes.jpg" in stderr
+    assert code == 2 and len(_one_line_errors(stderr)) == 1 and "notes.jpg" in stderr
     assert not out.exists()
 
 
@@ -424,3 +424,39 @@ def test_evaluate_pred_leaves_out_fix_compare_files(tiny_model: Path, tmp_path: 
     assert code == 0, stderr
     rows = _json_lines(stdout)
     assert sorted(r["name"] for r in rows if "name" in r) == ["im0", "im1"] and rows[-1]["count"] == 2
+
+
+# ---------------------------------------------------------------- #21: one exit-code rule
+
+
+def test_the_same_kind_of_error_has_the_same_exit_code(photo: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """README's rule: 2 when the command line cannot be used as given (nothing is processed), 1 when
+    some items failed. These disagreed: a bad --model file 1 but an unknown name 2; `-o afile` 2
+    but `-o afile/sub` 1; `evaluate --gt emptydir` 1 with a line per prediction; DEBLUR_MAX_PIXELS=abc
+    an error per file, -5 silently no limit, 100 "0 MP" (#21)."""
+    afile, empty = tmp_path / "afile", tmp_path / "empty"
+    afile.write_bytes(b"x")
+    empty.mkdir()
+    (tmp_path / "notmodel.safetensors").write_bytes(b"not a model")
+    usage = [
+        ("fix", photo, "-o", tmp_path / "o", "--model", "nope"),
+        ("fix", photo, "-o", tmp_path / "o", "--model", tmp_path / "missing.safetensors"),
+        ("fix", photo, "-o", tmp_path / "o", "--model", tmp_path / "notmodel.safetensors"),
+        ("fix", photo, "-o", afile, "--model", tiny_model),
+        ("fix", photo, "-o", afile / "sub", "--model", tiny_model),
+        ("make-pairs", "--from-stills", photo, "-o", afile / "sub"),
+        ("evaluate", "--pred", empty, "--gt", photo.parent),
+        ("evaluate", "--pred", photo.parent, "--gt", empty),
+        ("train", "--data", empty, "--out", tmp_path / "run", *TINY_TRAIN),
+        ("train", "--data", photo.parent, "--out", afile / "sub", *TINY_TRAIN),
+    ]
+    for args in usage:
+        code, _, stderr = _run(*args)
+        assert code == 2 and len(_one_line_errors(stderr)) == 1, (args, stderr)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "run").exists()
+
+    for value, says in (("abc", "got 'abc'"), ("-5", "got '-5'")):
+        r = deblur("score", photo, photo, env={"DEBLUR_MAX_PIXELS": value})
+        assert r.returncode == 2 and _one_line_errors(r.stderr) == [f"error: DEBLUR_MAX_PIXELS: must be a whole number of pixels (0 = no limit), {says}"]
+    r = deblur("score", photo, env={"DEBLUR_MAX_PIXELS": "100"})
+    assert r.returncode == 1 and "100 pixel decompression-bomb limit" in r.stderr and "0 MP" not in r.stderr

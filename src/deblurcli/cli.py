@@ -73,6 +73,16 @@ def _root(
     ] = False,
 ) -> None:
     """Blind motion deblurring for photos, and the research pipeline behind it."""
+    import os
+
+    if os.environ.get("DEBLUR_MAX_PIXELS", "").strip():
+        # Read once, here: a bad value is a usage error, not the same error for every file.
+        from deblurcli.images import max_pixels_from_env
+
+        try:
+            max_pixels_from_env()
+        except DeblurError as e:
+            raise _fail(str(e), 2) from None
 
 
 # Options shared by several commands (one definition, the same spelling everywhere).
@@ -385,10 +395,11 @@ def fix(
                     d = get_deblurrer()
                 except DeblurError as e:
                     # No file can succeed without a model: stop. Problems fixed on the command line
-                    # (unknown name, no weights for it, device/precision) are usage errors.
+                    # (unknown name, no weights for it, a file that is not a model, device/precision)
+                    # are usage errors; an unreachable Hub is not.
                     progress.stop()
                     error_line(str(e))
-                    raise typer.Exit(1 if _model_error(e) and not isinstance(e, _usage_model_errors()) else 2) from None
+                    raise typer.Exit(_setup_exit_code(e)) from None
                 t0 = time.perf_counter()
                 from deblurcli.images import read_image
 
@@ -508,16 +519,13 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def _usage_model_errors() -> tuple[type, ...]:
-    from deblurcli.errors import UnknownModelError, WeightsNotAvailableError
+def _setup_exit_code(e: DeblurError) -> int:
+    """The exit status of an error that stops a command before any item is processed: 2 (usage:
+    something on the command line cannot be used as given), except 1 for the network, which the
+    command line cannot fix (README, "Exit status")."""
+    from deblurcli.errors import NetworkError
 
-    return (UnknownModelError, WeightsNotAvailableError)
-
-
-def _model_error(e: Exception) -> bool:
-    from deblurcli.errors import ModelError
-
-    return isinstance(e, ModelError)
+    return 1 if isinstance(e, NetworkError) else 2
 
 
 def _write_compare(before, after, target: Path, fmt: Optional[str], quality: int) -> None:  # type: ignore[no-untyped-def]
@@ -911,7 +919,7 @@ def evaluate(
     """
 
     from deblurcli.console import emit_json, err, error_line, progress_bar
-    from deblurcli.errors import DatasetError, InputError
+    from deblurcli.errors import DatasetError, InputError, ModelError
 
     progress = progress_bar()
     state: dict[str, object] = {}
@@ -956,8 +964,8 @@ def evaluate(
         finally:
             if "task" in state:
                 progress.stop()
-    except (InputError, DatasetError, *_usage_model_errors()) as e:
-        raise _fail(str(e), 2) from None
+    except (InputError, DatasetError, ModelError) as e:
+        raise _fail(str(e), _setup_exit_code(e)) from None
     except DeblurError as e:
         raise _fail(str(e), 1) from None
 
@@ -1312,10 +1320,8 @@ def train(
         if not resume:
             cfg.validate()
         preflight(cfg)
-    except TrainError as e:
-        raise _fail(str(e), 2) from None
-    except DeblurError as e:
-        raise _fail(str(e), 1) from None
+    except DeblurError as e:  # nothing started: bad options, data, --out, --init or VGG weights
+        raise _fail(str(e), _setup_exit_code(e)) from None
 
     inside_launcher = "LOCAL_RANK" in os.environ
     if (nproc > 1 or nnodes > 1) and not inside_launcher:

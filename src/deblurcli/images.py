@@ -187,8 +187,10 @@ def max_pixels_from_env() -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise ImageError(MAX_PIXELS_ENV, f"must be a whole number of pixels, got {raw!r}") from None
-    return None if value <= 0 else value
+        value = -1
+    if value < 0:  # a negative value must not turn the guard off unnoticed
+        raise ImageError(MAX_PIXELS_ENV, f"must be a whole number of pixels (0 = no limit), got {raw!r}")
+    return None if value == 0 else value
 
 
 def format_for_path(path: str | Path) -> str:
@@ -348,8 +350,9 @@ def _probe_header(path: Path, limit: int | None) -> tuple[int, int]:
 
 
 def _too_large_message(what: str, limit: int | None) -> str:
+    size = f"{(limit or 0) / 1e6:.0f} MP" if (limit or 0) >= 10**6 else f"{limit or 0:,} pixel"
     return (
-        f"{what} exceeds the {(limit or 0) / 1e6:.0f} MP decompression-bomb limit "
+        f"{what} exceeds the {size} decompression-bomb limit "
         f"(set {MAX_PIXELS_ENV}=0 to disable it, or a larger pixel count, if you trust the file)"
     )
 

@@ -144,6 +144,8 @@ def match_folders(images: Path | str, reference: Path | str) -> PairScan:
     for d in (images, reference):
         if not d.is_dir():
             raise DatasetError(f"{d}: no such folder" if not d.exists() else f"{d}: not a folder")
+    if not images_under(reference):  # one line, not one "no ground truth" line per prediction
+        raise DatasetError(f"{reference}: no ground-truth images found")
     return _finish(_scan_dirs(images, reference, "pred-gt", images, "", skip_compare=True))
 
 

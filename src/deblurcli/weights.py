@@ -301,7 +301,7 @@ def _download(hub: HubFile, spec: str) -> Path:
 
     unreachable = _endpoint_unreachable(constants.ENDPOINT)
     if unreachable:
-        raise ModelError(
+        raise NetworkError(
             f"{spec}: cannot reach the Hub at {constants.ENDPOINT} ({unreachable}) and the file is not cached; "
             "check the network (or HF_ENDPOINT), or use a local .safetensors file"
         )
@@ -311,7 +311,7 @@ def _download(hub: HubFile, spec: str) -> Path:
             return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, tqdm_class=_silent_tqdm()))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
         # Before EntryNotFoundError, its base class: "not reachable" must not read as "404".
-        raise ModelError(
+        raise NetworkError(
             f"{spec}: cannot reach the Hub at {constants.ENDPOINT} and the file is not cached ({_first_line(e)})"
         ) from None
     except RevisionNotFoundError:
@@ -321,9 +321,9 @@ def _download(hub: HubFile, spec: str) -> Path:
     except EntryNotFoundError:
         raise ModelError(f"{spec}: file {hub.filename} not found in {hub.repo_id}@{hub.revision} (404)") from None
     except HfHubHTTPError as e:
-        raise ModelError(f"{spec}: download failed: {_first_line(e)}") from None
+        raise NetworkError(f"{spec}: download failed: {_first_line(e)}") from None
     except OSError as e:
-        raise ModelError(f"{spec}: download failed: {e}") from None
+        raise NetworkError(f"{spec}: download failed: {e}") from None
 
 
 def _endpoint_unreachable(endpoint: str, timeout: float = 5.0) -> str | None:
