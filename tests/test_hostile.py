@@ -460,3 +460,35 @@ def test_the_same_kind_of_error_has_the_same_exit_code(photo: Path, tiny_model: 
         assert r.returncode == 2 and _one_line_errors(r.stderr) == [f"error: DEBLUR_MAX_PIXELS: must be a whole number of pixels (0 = no limit), {says}"]
     r = deblur("score", photo, env={"DEBLUR_MAX_PIXELS": "100"})
     assert r.returncode == 1 and "100 pixel decompression-bomb limit" in r.stderr and "0 MP" not in r.stderr
+
+
+# ---------------------------------------------------------------- #22: Ctrl-C
+
+
+def test_interrupted_fix_says_how_to_resume(tiny_model: Path, tmp_path: Path) -> None:
+    """SIGINT exited 130 with no message (#22). Sent once the first file is done (read from the
+    --json stream, so the test does not depend on timing); the rerun finishes the rest."""
+    import signal
+
+    src = tmp_path / "in"
+    src.mkdir()
+    picture = PILImage.fromarray(textured_rgb(32, 32))
+    for i in range(300):
+        picture.save(src / f"f{i:03d}.png")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200", "NO_COLOR": "1"}
+    args = [sys.executable, "-m", "deblurcli", "fix", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--json"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert json.loads(first)["status"] == "done", first
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert _one_line_errors(stderr)[-1].startswith("error: interrupted; run the same command again to resume"), stderr
+    assert not list((tmp_path / "out").glob(".*.tmp"))  # no half-written file
+    r = deblur(*args[3:])
+    rows = _json_lines(r.stdout)
+    assert r.returncode == 0 and len(rows) == 300 and rows[0]["status"] == "skipped"

@@ -44,6 +44,26 @@ class _Group(TyperGroup):
             for param in command.params:
                 _finite_only(param)
 
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        """Ctrl-C: one line saying what to do next, exit status 130 (128 + SIGINT), as shells do."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            from deblurcli.console import error_line
+
+            command = ctx.invoked_subcommand
+            hint = _RESUME_HINTS.get(command or "", "")
+            error_line(f"interrupted{hint}")
+            raise typer.Exit(130) from None
+
+
+#: What an interrupted command says about going on (outputs are written atomically and kept).
+_RESUME_HINTS = {
+    "fix": "; run the same command again to resume (finished files are kept and skipped)",
+    "make-pairs": "; run the same command again to resume (finished pairs are kept)",
+    "train": "; run the same command with --resume to continue from the last checkpoint",
+}
+
 
 app = typer.Typer(
     cls=_Group,
