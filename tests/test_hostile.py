@@ -492,3 +492,39 @@ def test_interrupted_fix_says_how_to_resume(tiny_model: Path, tmp_path: Path) ->
     r = deblur(*args[3:])
     rows = _json_lines(r.stdout)
     assert r.returncode == 0 and len(rows) == 300 and rows[0]["status"] == "skipped"
+
+
+# ---------------------------------------------------------------- #23, #24: make-pairs on the wrong input
+
+
+def _mkv(path: Path, frames: int) -> Path:
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
+        s.options = {"preset": "ultrafast"}
+        for i in range(frames):
+            rgb = np.roll(textured_rgb(32, 48, seed=1), 2 * i, axis=1)
+            for p in s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def test_make_pairs_warns_about_truncated_videos_and_suggests_stills(photo: Path, tmp_path: Path) -> None:
+    """A truncated video gave pairs and exit 0 with no warning (#23); a photo said "only 1 frames,
+    fewer than --frames 8" (#24)."""
+    whole = _mkv(tmp_path / "whole.mkv", 40)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    code, stdout, stderr = _run("make-pairs", whole, cut, "-o", tmp_path / "pairs", "--frames", "4", "--samples", "2", "--json")
+    assert code == 0, stderr
+    rows = {Path(r["source"]).name: r for r in _json_lines(stdout) if "source" in r}
+    assert "warning" not in rows["whole.mkv"]
+    assert rows["cut.mkv"]["pairs_written"] > 0 and "ends early" in rows["cut.mkv"]["warning"]
+    assert "warning:" in stderr and "ends early" in stderr and "Traceback" not in stderr
+
+    code, _, stderr = _run("make-pairs", photo, "-o", tmp_path / "p2")
+    assert code == 1 and "only 1 frame, fewer than --frames 8; for photos, use --from-stills" in stderr

@@ -722,7 +722,7 @@ def make_pairs_cmd(
     from rich.progress import TextColumn
     from rich.table import Table
 
-    from deblurcli.console import emit_json, err, error_line, out, progress_bar
+    from deblurcli.console import emit_json, err, error_line, out, progress_bar, warn_line
     from deblurcli.inputs import expand_inputs
     from deblurcli.pairs import PairsConfig, PairsProgress, expand_video_inputs, make_pairs
 
@@ -767,6 +767,8 @@ def make_pairs_cmd(
                 progress.update(task, completed=p.frames_total)  # type: ignore[arg-type]
             if p.error:
                 error_line(p.error)  # same console as the bar: printed above it, as it happens
+            if p.warning:
+                warn_line(p.warning)
 
     try:
         with progress:

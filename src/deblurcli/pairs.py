@@ -678,6 +678,7 @@ class PairsProgress:
     rejected: int = 0
     done: bool = False
     error: str | None = None  # set on the final (done) report of a failed input
+    warning: str | None = None  # set on the final report of an input that gave pairs with a caveat
 
 
 @dataclass
@@ -698,11 +699,15 @@ class SourceResult:
     blur_px: list[float] | None = None
     blur_ratio: list[float] | None = None
     error: str | None = None
+    #: Something the user should know about a source that still gave pairs (a truncated video).
+    warning: str | None = None
 
     def to_json(self) -> dict[str, object]:
         d: dict[str, object] = {"source": self.source, "kind": self.kind}
         if self.error is not None:
             d["error"] = self.error
+        if self.warning is not None:
+            d["warning"] = self.warning
         d.update(pairs_written=self.pairs_written, pairs_kept=self.pairs_kept)
         if self.kind == "video":
             d.update(frames=self.frames, fps=self.fps, windows_examined=self.windows_examined,
@@ -1077,6 +1082,24 @@ def _count_frames(path: "Path") -> int:
         container.close()
 
 
+def _declared_frames(path: "Path") -> int | None:
+    """The frame count a video's header declares (its frame count, or its duration x frame rate),
+    or ``None`` when it declares neither: a truncated file holds fewer frames than that."""
+    container = _open_video(path)
+    try:
+        stream = container.streams.video[0]
+        if stream.frames:
+            return int(stream.frames)
+        rate = stream.average_rate or stream.guessed_rate
+        if stream.duration and stream.time_base and rate:
+            return round(float(stream.duration * stream.time_base) * float(rate))
+        if container.duration and rate:
+            return round(container.duration / 1_000_000 * float(rate))
+        return None
+    finally:
+        container.close()
+
+
 @dataclass
 class _Buffered:
     index: int
@@ -1182,7 +1205,16 @@ def pairs_from_video(
     if n_est == 0:
         raise VideoError(f"{path}: zero-length video (no frames)")
     if n_est < m:
-        raise VideoError(f"{path}: only {n_est} frames, fewer than --frames {m}")
+        from deblurcli.images import EXTENSIONS
+
+        hint = "; for photos, use --from-stills" if n_est == 1 or path.suffix.lower() in EXTENSIONS else ""
+        raise VideoError(f"{path}: only {n_est} frame{'s' if n_est != 1 else ''}, fewer than --frames {m}{hint}")
+    declared = _declared_frames(path)
+    if declared is not None and n_est < declared - max(2, declared // 50):
+        result.warning = (
+            f"{path}: the file ends early: {n_est} frames of the {declared} its header declares "
+            "(truncated or damaged?); pairs were made from the frames present"
+        )
     if progress is not None:
         progress.frames_total = n_est
     n_windows = n_est - m + 1
@@ -1523,6 +1555,6 @@ def make_pairs(
                 pairs_from_video(item.path, out, cfg, manifest, prefixes[item.path], result, report, prog)
         except DeblurError as e:
             result.error = str(e)
-        prog.done, prog.error = True, result.error
+        prog.done, prog.error, prog.warning = True, result.error, result.warning
         report()
     return PairsReport(results)
