@@ -528,3 +528,28 @@ def test_make_pairs_warns_about_truncated_videos_and_suggests_stills(photo: Path
 
     code, _, stderr = _run("make-pairs", photo, "-o", tmp_path / "p2")
     assert code == 1 and "only 1 frame, fewer than --frames 8; for photos, use --from-stills" in stderr
+
+
+# ---------------------------------------------------------------- #25: --help of every command
+
+
+def test_every_help_shows_values_plainly_and_keeps_sentences_whole() -> None:
+    """--help showed `<bool>` for flags, `<list[str]>` for lists, and cut sentences where the
+    docstring's lines ended, whatever the terminal's width (#25)."""
+    import inspect
+
+    group = typer.main.get_command(app)
+    root = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "400", "NO_COLOR": "1"}, terminal_width=400)
+    assert root.exit_code == 0 and "<bool>" not in root.output, root.output
+    for name, command in group.commands.items():
+        if command.hidden:
+            continue
+        result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"}, terminal_width=400)
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.output and "<list[" not in result.output, (name, result.output)
+        lines = result.output.splitlines()
+        func = app.registered_commands[[c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands].index(name)].callback
+        for paragraph in inspect.cleandoc(func.__doc__).split("\n\n"):
+            text = " ".join(paragraph.split())
+            if len(text) < 350:
+                assert any(text in line for line in lines), (name, text)

@@ -34,6 +34,40 @@ def _finite_only(param: object) -> None:
     param.process_value = process_value  # type: ignore[attr-defined]
 
 
+def _reflow(text: str) -> str:
+    """Docstring paragraphs as one line each: typer's rich help keeps the docstring's line breaks,
+    which then cut sentences at fixed places whatever the terminal's width."""
+    import inspect
+
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+
+
+def _plain_metavar(param: object) -> None:
+    """What --help shows of a value: nothing for a flag (it takes none; typer showed ``<bool>``),
+    the element type for a list (``<path>...`` for the inputs, not ``<list[str]>``)."""
+    desc = param.type_descriptor  # type: ignore[attr-defined]
+    if getattr(param, "is_flag", False) or desc.annotation is bool:
+        param.display_type_rich = lambda ctx: None  # type: ignore[attr-defined]
+    elif desc.is_list and not desc.is_choice:
+        element = (desc.annotation.__args__ or (str,))[0]
+        repeat = "..." if param.param_type_name == "argument" else ""  # type: ignore[attr-defined]
+        label = "path" if element is Path or param.param_type_name == "argument" else element.__name__  # type: ignore[attr-defined]
+        param.display_type_rich = lambda ctx: f"<{label}>{repeat}"  # type: ignore[attr-defined]
+
+
+def _plain_help_option(command: object) -> None:
+    """-h/--help is a flag too (made when help is shown, so it is not among the params)."""
+    make = command.get_help_option  # type: ignore[attr-defined]
+
+    def get_help_option(ctx):  # type: ignore[no-untyped-def]
+        option = make(ctx)
+        if option is not None and hasattr(option, "type_descriptor"):
+            _plain_metavar(option)
+        return option
+
+    command.get_help_option = get_help_option  # type: ignore[attr-defined]
+
+
 class _Group(TyperGroup):
     """The deblur command group: every option of every command refuses inf and nan (one place, so
     that a new option cannot forget it)."""
@@ -41,8 +75,15 @@ class _Group(TyperGroup):
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         for command in self.commands.values():
+            if command.help:
+                command.help = _reflow(command.help)
             for param in command.params:
                 _finite_only(param)
+                _plain_metavar(param)
+            _plain_help_option(command)
+        for param in self.params:  # --version
+            _plain_metavar(param)
+        _plain_help_option(self)
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         """Ctrl-C: one line saying what to do next, exit status 130 (128 + SIGINT), as shells do."""
@@ -337,7 +378,7 @@ def fix(
     profile. Existing outputs are skipped (use --force to redo them); an input is never written over
     unless --overwrite. The blur score (variance of the Laplacian of the 8-bit luma; higher is
     sharper) is shown before -> after. Exit status: 0 all done, 1 some files failed (the others are
-    still processed), 2 usage error (bad option, unknown model).
+    still processed), 2 usage error (bad option or model, an -o that cannot be a folder).
     """
     import time
 
