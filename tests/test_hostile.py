@@ -98,17 +98,17 @@ def test_paths_that_are_not_regular_files_are_refused_unread(fifo: Path, photo: 
     model_fifo = tmp_path / "pipe.safetensors"
     os.mkfifo(model_fifo)
     out = tmp_path / "out"
-    cases = [
-        ("score", fifo),
-        ("score", "/dev/zero"),
-        ("fix", fifo, "-o", out, "--model", tiny_model),
-        ("fix", photo, "-o", out, "--model", model_fifo),
-        ("make-pairs", video_fifo, "-o", out),
-        ("make-pairs", "--from-stills", "/dev/zero", "-o", out),
+    cases = [  # (exit status, command): an input fails (1); a --model that cannot be one is usage (2)
+        (1, ("score", fifo)),
+        (1, ("score", "/dev/zero")),
+        (1, ("fix", fifo, "-o", out, "--model", tiny_model)),
+        (2, ("fix", photo, "-o", out, "--model", model_fifo)),
+        (1, ("make-pairs", video_fifo, "-o", out)),
+        (1, ("make-pairs", "--from-stills", "/dev/zero", "-o", out)),
     ]
-    for args in cases:
+    for code, args in cases:
         r = deblur(*args, timeout=60)
-        assert r.returncode == 1, (args, r.stderr)
+        assert r.returncode == code, (args, r.stderr)
         errors = _one_line_errors(r.stderr)
         assert any("not a regular file" in e for e in errors), (args, r.stderr)
         assert not out.exists(), args  # nothing was written for inputs that all failed

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deblurcli.errors import ChecksumError, ModelError, UnknownModelError, WeightsNotAvailableError
+from deblurcli.errors import ChecksumError, ModelError, NetworkError, UnknownModelError, WeightsNotAvailableError
 from deblurcli.registry import REGISTRY, HubFile, ModelEntry, get_entry
 
 if TYPE_CHECKING:  # pragma: no cover
