@@ -188,7 +188,7 @@ def test_fix_model_errors(tiny_model: Path, tmp_path: Path) -> None:
     code, _, stderr = _run("fix", photo, "-o", tmp_path / "o", "--model", "nope")
     assert code == 2 and "unknown model 'nope'" in stderr and "deblurgan" in stderr
     code, _, stderr = _run("fix", photo, "-o", tmp_path / "o", "--model", tmp_path / "missing.safetensors")
-    assert code == 1 and "does not exist" in stderr
+    assert code == 2 and "does not exist" in stderr  # a usage error, like an unknown name (issue 16 #21)
     code, _, stderr = _run("fix", photo, "-o", tmp_path / "o", "--model", tiny_model, "--precision", "fp16", "--device", "cpu")
     assert code == 2 and "needs a CUDA device" in stderr
     assert not list((tmp_path / "o").glob("*.png"))

@@ -261,9 +261,9 @@ def test_cli_refuses_before_starting(pairs_dir: Path, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "no checkpoint" in r.output
     no_vgg = [a for a in base if a not in ("--content", "l1fft")] + ["--vgg-weights", str(tmp_path / "none.pth")]
     r = runner.invoke(app, no_vgg)
-    assert r.exit_code == 1 and "--content l1fft" in r.output
+    assert r.exit_code == 2 and "--content l1fft" in r.output
     r = runner.invoke(app, ["train", "--data", str(tmp_path / "nowhere"), "--out", str(out), "--steps", "2", *TINY])
-    assert r.exit_code == 1 and "no such folder" in r.output
+    assert r.exit_code == 2 and "no such folder" in r.output
     r = runner.invoke(app, [*base, "--hparam", "ngf"])
     assert r.exit_code == 2
     for bad in ("2.2-1.0", "x", "-1", "0"):
@@ -316,10 +316,10 @@ def test_init_fine_tunes_from_given_weights(pairs_dir: Path, tmp_path: Path) -> 
     r = runner.invoke(app, [*base, "--init", a["model"], "--resume"])
     assert r.exit_code == 2 and "not both" in r.output
     r = runner.invoke(app, [*base, "--init", str(tmp_path / "none.safetensors")])
-    assert r.exit_code == 1 and "none.safetensors" in r.output
+    assert r.exit_code == 2 and "none.safetensors" in r.output
     # A registered name with no published weights: the hint names --init, the option in use.
     r = runner.invoke(app, [*base, "--init", "deblurgan"], env={"HF_HUB_OFFLINE": "1"})
-    assert r.exit_code == 1 and "no trained weights" in r.output, r.output
+    assert r.exit_code == 2 and "no trained weights" in r.output, r.output
     assert "pass your own with --init" in " ".join(r.output.split()) and "--model" not in r.output, r.output
     assert not out.exists()
 

@@ -13,11 +13,101 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from deblurcli import MAX_SEED, __version__
 from deblurcli.errors import DeblurError
 
+def _finite_only(param: object) -> None:
+    """Make one option refuse inf and nan, after typer's own conversion and range checks (nan
+    passes every range check, and no option of deblur means anything with either: a --threshold
+    of inf cannot even be written as JSON)."""
+    convert = param.process_value  # type: ignore[attr-defined]
+
+    def process_value(ctx, value):  # type: ignore[no-untyped-def]
+        value = convert(ctx, value)
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise typer.BadParameter(f"{v} is not a finite number", ctx=ctx, param=param)  # type: ignore[arg-type]
+        return value
+
+    param.process_value = process_value  # type: ignore[attr-defined]
+
+
+def _reflow(text: str) -> str:
+    """Docstring paragraphs as one line each: typer's rich help keeps the docstring's line breaks,
+    which then cut sentences at fixed places whatever the terminal's width."""
+    import inspect
+
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+
+
+def _plain_metavar(param: object) -> None:
+    """What --help shows of a value: nothing for a flag (it takes none; typer showed ``<bool>``),
+    the element type for a list (``<path>...`` for the inputs, not ``<list[str]>``)."""
+    desc = param.type_descriptor  # type: ignore[attr-defined]
+    if getattr(param, "is_flag", False) or desc.annotation is bool:
+        param.display_type_rich = lambda ctx: None  # type: ignore[attr-defined]
+    elif desc.is_list and not desc.is_choice:
+        element = (desc.annotation.__args__ or (str,))[0]
+        repeat = "..." if param.param_type_name == "argument" else ""  # type: ignore[attr-defined]
+        label = "path" if element is Path or param.param_type_name == "argument" else element.__name__  # type: ignore[attr-defined]
+        param.display_type_rich = lambda ctx: f"<{label}>{repeat}"  # type: ignore[attr-defined]
+
+
+def _plain_help_option(command: object) -> None:
+    """-h/--help is a flag too (made when help is shown, so it is not among the params)."""
+    make = command.get_help_option  # type: ignore[attr-defined]
+
+    def get_help_option(ctx):  # type: ignore[no-untyped-def]
+        option = make(ctx)
+        if option is not None and hasattr(option, "type_descriptor"):
+            _plain_metavar(option)
+        return option
+
+    command.get_help_option = get_help_option  # type: ignore[attr-defined]
+
+
+class _Group(TyperGroup):
+    """The deblur command group: every option of every command refuses inf and nan (one place, so
+    that a new option cannot forget it)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            if command.help:
+                command.help = _reflow(command.help)
+            for param in command.params:
+                _finite_only(param)
+                _plain_metavar(param)
+            _plain_help_option(command)
+        for param in self.params:  # --version
+            _plain_metavar(param)
+        _plain_help_option(self)
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        """Ctrl-C: one line saying what to do next, exit status 130 (128 + SIGINT), as shells do."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            from deblurcli.console import error_line
+
+            command = ctx.invoked_subcommand
+            hint = _RESUME_HINTS.get(command or "", "")
+            error_line(f"interrupted{hint}")
+            raise typer.Exit(130) from None
+
+
+#: What an interrupted command says about going on (outputs are written atomically and kept).
+_RESUME_HINTS = {
+    "fix": "; run the same command again to resume (finished files are kept and skipped)",
+    "make-pairs": "; run the same command again to resume (finished pairs are kept)",
+    "train": "; run the same command with --resume to continue from the last checkpoint",
+}
+
+
 app = typer.Typer(
+    cls=_Group,
     name="deblur",
     help=(
         "Blind motion deblurring for photos, and the research pipeline behind it.\n\n"
@@ -71,6 +161,16 @@ def _root(
     ] = False,
 ) -> None:
     """Blind motion deblurring for photos, and the research pipeline behind it."""
+    import os
+
+    if os.environ.get("DEBLUR_MAX_PIXELS", "").strip():
+        # Read once, here: a bad value is a usage error, not the same error for every file.
+        from deblurcli.images import max_pixels_from_env
+
+        try:
+            max_pixels_from_env()
+        except DeblurError as e:
+            raise _fail(str(e), 2) from None
 
 
 # Options shared by several commands (one definition, the same spelling everywhere).
@@ -305,7 +405,7 @@ def fix(
     profile. Existing outputs are skipped (use --force to redo them); an input is never written over
     unless --overwrite. The blur score (variance of the Laplacian of the 8-bit luma; higher is
     sharper) is shown before -> after. Exit status: 0 all done, 1 some files failed (the others are
-    still processed), 2 usage error (bad option, unknown model).
+    still processed), 2 usage error (bad option or model, an -o that cannot be a folder).
     """
     import time
 
@@ -317,16 +417,21 @@ def fix(
     from deblurcli.inputs import expand_inputs
     from deblurcli.registry import DEFAULT_MODEL
 
-    if output.exists() and not output.is_dir():
-        raise _fail(f"output {output} exists and is not a folder", 2)
+    from deblurcli.inputs import output_folder_problem
+
+    problem = output_folder_problem(output)
+    if problem:
+        raise _fail(f"--output {problem}", 2)
     if tile and tile_overlap * 2 >= tile:
         raise _fail(f"--tile-overlap ({tile_overlap}) must be less than half of --tile ({tile})", 2)
     if any(c in suffix for c in "/\\\0"):
         raise _fail(f"--suffix must not contain path separators: {suffix!r}", 2)
     model_spec = model or DEFAULT_MODEL
-    items = expand_inputs(inputs, recursive=recursive)
+    # OUT is never an input: a rerun of `fix DIR -r -o DIR/out` must not fix its own outputs.
+    items = expand_inputs(inputs, recursive=recursive, exclude=[output])
     input_paths = {i.path.resolve() for i in items if not i.error}
     fmt = None if out_format is OutFormat.keep else out_format.value.upper()
+    targets = _plan_outputs(items, output, suffix, _FORMAT_EXT[out_format.value] if fmt else None, compare)
 
     deblurrer = None
 
@@ -351,10 +456,6 @@ def fix(
     rows: list[dict[str, object]] = []
     failed = skipped = 0
     progress = progress_bar(elapsed=True)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise _fail(f"cannot create output folder {output}: {e.strerror or e}", 1)
     with progress:
         task = progress.add_task("fixing", total=len(items))
         tiles = progress.add_task("", total=None, visible=False)
@@ -364,11 +465,13 @@ def fix(
             try:
                 if item.error:
                     raise DeblurError(f"{name}: {item.error}")
-                rel = item.relative
-                ext = _FORMAT_EXT[out_format.value] if fmt else rel.suffix
-                target = output / rel.parent / f"{rel.stem}{suffix}{ext}"
+                target, problem = targets[id(item)]
+                if problem:
+                    raise DeblurError(f"{name}: {problem}")
                 if target.resolve() in input_paths and not overwrite:
                     raise DeblurError(f"{name}: output {target} would replace an input (use --overwrite, another -o, or --suffix)")
+                if (target.exists() or target.is_symlink()) and not target.is_file():
+                    raise DeblurError(f"{name}: output {target} exists and is not a file; move it away")
                 if target.exists() and not force and target.resolve() not in input_paths:
                     skipped += 1
                     row = {"path": name, "output": str(target), "status": "skipped", "reason": "output exists (use --force to redo)"}
@@ -380,10 +483,11 @@ def fix(
                     d = get_deblurrer()
                 except DeblurError as e:
                     # No file can succeed without a model: stop. Problems fixed on the command line
-                    # (unknown name, no weights for it, device/precision) are usage errors.
+                    # (unknown name, no weights for it, a file that is not a model, device/precision)
+                    # are usage errors; an unreachable Hub is not.
                     progress.stop()
                     error_line(str(e))
-                    raise typer.Exit(1 if _model_error(e) and not isinstance(e, _usage_model_errors()) else 2) from None
+                    raise typer.Exit(_setup_exit_code(e)) from None
                 t0 = time.perf_counter()
                 from deblurcli.images import read_image
 
@@ -412,11 +516,13 @@ def fix(
                 if compare:
                     _write_compare(image, result, target, fmt, quality)
                 seconds = time.perf_counter() - t0
-            except DeblurError as e:
+            except (DeblurError, OSError) as e:
+                # One file's failure (including the OS refusing one of its paths) is that file's only.
+                message = str(e) if isinstance(e, DeblurError) else f"{name}: {_os_reason(e)}"
                 failed += 1
-                progress.console.print(f"[bold red]error:[/] {_escape(str(e))}", soft_wrap=True)
+                progress.console.print(f"[bold red]error:[/] {_escape(message)}", soft_wrap=True)
                 if json_out:
-                    emit_json({"path": name, "status": "failed", "error": str(e).removeprefix(f"{name}: ")})
+                    emit_json({"path": name, "status": "failed", "error": message.removeprefix(f"{name}: ")})
             else:
                 ratio = after / before if before > 0 else None
                 row = {
@@ -456,22 +562,58 @@ def fix(
         raise typer.Exit(1)
 
 
+def _os_reason(e: OSError) -> str:
+    """An OSError as one line: the OS's reason and the path it names."""
+    where = f" ({e.filename})" if e.filename else ""
+    return f"{e.strerror or e}{where}"
+
+
+def _plan_outputs(
+    items: list, output: Path, suffix: str, ext: Optional[str], compare: bool  # type: ignore[type-arg]
+) -> dict[int, tuple[Path, Optional[str]]]:
+    """Each input's output file (by ``id(item)``) and why it cannot be written, decided before any
+    work: a name too long for the file system, or a name that an earlier input of the same run
+    already writes (``c1/x.png`` and ``c2/x.png`` into one -o), which would be skipped or, with
+    --force, silently overwritten."""
+    import os
+
+    from deblurcli.inputs import name_problem
+
+    plan: dict[int, tuple[Path, Optional[str]]] = {}
+    owners: dict[str, Path] = {}
+    for item in items:
+        if item.error:
+            continue
+        rel = item.relative
+        target = output / rel.parent / f"{rel.stem}{suffix}{ext or rel.suffix}"
+        written = [target] + ([target.with_name(f"{target.stem}_compare{target.suffix}")] if compare else [])
+        problem = next((p for p in map(name_problem, written) if p), None)
+        if problem:
+            problem += " (use a shorter --suffix, or rename the input)"
+        keys = [os.path.normcase(os.path.abspath(w)) for w in written]
+        clash = next((owners[k] for k in keys if k in owners), None)
+        if problem is None and clash is not None:
+            problem = (f"output {target} is also the output of {clash} in this run (same name); "
+                       "fix them in separate runs with different -o, or pass their parent folder with -r")
+        if problem is None:
+            owners.update(dict.fromkeys(keys, item.path))
+        plan[id(item)] = (target, problem)
+    return plan
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
 
 
-def _usage_model_errors() -> tuple[type, ...]:
-    from deblurcli.errors import UnknownModelError, WeightsNotAvailableError
+def _setup_exit_code(e: DeblurError) -> int:
+    """The exit status of an error that stops a command before any item is processed: 2 (usage:
+    something on the command line cannot be used as given), except 1 for the network, which the
+    command line cannot fix (README, "Exit status")."""
+    from deblurcli.errors import NetworkError
 
-    return (UnknownModelError, WeightsNotAvailableError)
-
-
-def _model_error(e: Exception) -> bool:
-    from deblurcli.errors import ModelError
-
-    return isinstance(e, ModelError)
+    return 1 if isinstance(e, NetworkError) else 2
 
 
 def _write_compare(before, after, target: Path, fmt: Optional[str], quality: int) -> None:  # type: ignore[no-untyped-def]
@@ -654,7 +796,7 @@ def make_pairs_cmd(
     from rich.progress import TextColumn
     from rich.table import Table
 
-    from deblurcli.console import emit_json, err, error_line, out, progress_bar
+    from deblurcli.console import emit_json, err, error_line, out, progress_bar, warn_line
     from deblurcli.inputs import expand_inputs
     from deblurcli.pairs import PairsConfig, PairsProgress, expand_video_inputs, make_pairs
 
@@ -667,7 +809,17 @@ def make_pairs_cmd(
         )
     except ValueError as e:
         raise _fail(str(e), 2) from None
-    items = expand_inputs(inputs, recursive=recursive) if from_stills else expand_video_inputs(inputs, recursive=recursive)
+    from deblurcli.inputs import output_folder_problem
+
+    problem = output_folder_problem(output)
+    if problem:
+        raise _fail(f"--output {problem}", 2)
+    # OUT is never an input: `make-pairs --from-stills photos -r -o photos/pairs`, run again, must
+    # not take its own pairs for photos.
+    if from_stills:
+        items = expand_inputs(inputs, recursive=recursive, exclude=[output])
+    else:
+        items = expand_video_inputs(inputs, recursive=recursive, exclude=[output])
 
     progress = progress_bar(TextColumn("{task.fields[info]}"))
     tasks: dict[int, object] = {}
@@ -689,6 +841,8 @@ def make_pairs_cmd(
                 progress.update(task, completed=p.frames_total)  # type: ignore[arg-type]
             if p.error:
                 error_line(p.error)  # same console as the bar: printed above it, as it happens
+            if p.warning:
+                warn_line(p.warning)
 
     try:
         with progress:
@@ -861,7 +1015,7 @@ def evaluate(
     """
 
     from deblurcli.console import emit_json, err, error_line, progress_bar
-    from deblurcli.errors import DatasetError, InputError
+    from deblurcli.errors import DatasetError, InputError, ModelError
 
     progress = progress_bar()
     state: dict[str, object] = {}
@@ -906,8 +1060,8 @@ def evaluate(
         finally:
             if "task" in state:
                 progress.stop()
-    except (InputError, DatasetError, *_usage_model_errors()) as e:
-        raise _fail(str(e), 2) from None
+    except (InputError, DatasetError, ModelError) as e:
+        raise _fail(str(e), _setup_exit_code(e)) from None
     except DeblurError as e:
         raise _fail(str(e), 1) from None
 
@@ -1080,6 +1234,11 @@ def _render_training(cfg: "object", json_out: bool) -> dict:
                 )
         elif e.kind == "step":
             m = e.metrics
+            if json_out:
+                # The `train` rows README promises, at metrics.jsonl's pace (--log-every).
+                if e.step % max(1, cfg.log_every) == 0 or e.step >= e.total:  # type: ignore[attr-defined]
+                    emit_json({"kind": "train", "step": e.step, **m})
+                return
             losses = f"G {m['g_loss']:.4g}"
             if "d_loss" in m:
                 losses += f"  D {m['d_loss']:.4g}  W {m['wasserstein']:.3g}  GP {m['gp']:.3g}"
@@ -1262,10 +1421,8 @@ def train(
         if not resume:
             cfg.validate()
         preflight(cfg)
-    except TrainError as e:
-        raise _fail(str(e), 2) from None
-    except DeblurError as e:
-        raise _fail(str(e), 1) from None
+    except DeblurError as e:  # nothing started: bad options, data, --out, --init or VGG weights
+        raise _fail(str(e), _setup_exit_code(e)) from None
 
     inside_launcher = "LOCAL_RANK" in os.environ
     if (nproc > 1 or nnodes > 1) and not inside_launcher:

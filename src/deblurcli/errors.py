@@ -52,3 +52,8 @@ class ChecksumError(ModelError):
 
 class UnknownModelError(ModelError):
     """A model name that is not registered, or a ``--model`` value of no known form (usage error)."""
+
+
+class NetworkError(ModelError):
+    """The Hub could not be reached, or a download failed part-way: a problem of the network, not
+    of the command line (exit status 1, where other model errors are usage errors, 2)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import tempfile
 import warnings
@@ -59,6 +60,23 @@ DEFAULT_MAX_PIXELS = 2 * 89_478_485
 MAX_PIXELS_ENV = "DEBLUR_MAX_PIXELS"
 
 _EXIF_ORIENTATION = 0x0112
+#: TIFF tags that describe how the source file stores its pixels (size, sample layout, strips,
+#: tiles, compression), not the picture. Pillow's getexif() of a TIFF returns them among the EXIF
+#: tags; written back, they would describe the output wrongly (a rotated image keeps the source's
+#: width and height, a float source its SampleFormat), which breaks the encoder or the file.
+_TIFF_LAYOUT_TAGS = frozenset({
+    254, 255,  # NewSubfileType, SubfileType
+    256, 257, 258, 259,  # ImageWidth, ImageLength, BitsPerSample, Compression
+    262, 263, 266,  # PhotometricInterpretation, Threshholding, FillOrder
+    273, 277, 278, 279,  # StripOffsets, SamplesPerPixel, RowsPerStrip, StripByteCounts
+    280, 281, 284,  # Min/MaxSampleValue, PlanarConfiguration
+    317, 320,  # Predictor, ColorMap
+    322, 323, 324, 325,  # TileWidth, TileLength, TileOffsets, TileByteCounts
+    330, 338, 339, 340, 341,  # SubIFDs, ExtraSamples, SampleFormat, S/MaxSampleValue
+    347,  # JPEGTables
+    529, 530, 531, 532,  # YCbCr coefficients, subsampling, positioning, ReferenceBlackWhite
+    34675,  # InterColorProfile (the ICC profile travels on its own)
+})
 
 
 @dataclass(frozen=True)
@@ -169,8 +187,10 @@ def max_pixels_from_env() -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise ImageError(MAX_PIXELS_ENV, f"must be a whole number of pixels, got {raw!r}") from None
-    return None if value <= 0 else value
+        value = -1
+    if value < 0:  # a negative value must not turn the guard off unnoticed
+        raise ImageError(MAX_PIXELS_ENV, f"must be a whole number of pixels (0 = no limit), got {raw!r}")
+    return None if value == 0 else value
 
 
 def format_for_path(path: str | Path) -> str:
@@ -196,10 +216,11 @@ def read_image(path: str | Path, *, max_pixels: int | None | bool = True) -> Ima
     """
     path = Path(path)
     limit = max_pixels_from_env() if max_pixels is True else max_pixels
-    if not path.exists():
-        raise ImageError(path, "no such file")
-    if path.is_dir():
-        raise ImageError(path, "is a folder, not an image file")
+    problem = file_problem(path, "image")
+    if problem:
+        raise ImageError(path, problem)
+    # The header first, from the file: junk or a bomb is refused before the whole file is read.
+    _probe_header(path, limit)
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -250,6 +271,8 @@ def read_image(path: str | Path, *, max_pixels: int | None | bool = True) -> Ima
     if len(exif_obj):
         # Only now: the decoder above reads the orientation from this same (cached) object.
         exif_obj[_EXIF_ORIENTATION] = 1
+        for tag in _TIFF_LAYOUT_TAGS.intersection(exif_obj):
+            del exif_obj[tag]
         try:
             exif_bytes = exif_obj.tobytes()
         except Exception:  # malformed maker notes: drop EXIF rather than fail the image
@@ -257,14 +280,84 @@ def read_image(path: str | Path, *, max_pixels: int | None | bool = True) -> Ima
     return Image(pixels=pixels, alpha=alpha, format=fmt, exif=exif_bytes, icc_profile=icc, path=path)
 
 
+def file_problem(path: str | Path, kind: str = "") -> str | None:
+    """Why ``path`` cannot be read as an input file, or ``None`` when it is a regular file.
+
+    Devices (``/dev/zero``), FIFOs and sockets are refused without being opened: reading one can
+    block for ever or never end. ``kind`` names what was expected ("image", "video", "model").
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as e:
+        return f"cannot read: {e.strerror or e}"
+    what = f"{kind} file" if kind else "file"
+    if stat.S_ISDIR(st.st_mode):
+        return f"is a folder, not a{'n' if what[0] in 'aeiou' else ''} {what}"
+    if not stat.S_ISREG(st.st_mode):
+        sort = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
+        return f"not a regular file ({sort}); give a regular {what}"
+    return None
+
+
+def probe_image(path: str | Path, *, max_pixels: int | None | bool = True) -> tuple[int, int]:
+    """(width, height) from an image file's header, without decoding its pixels.
+
+    Raises:
+        ImageError: not a regular file, empty, not an image, or larger than the bomb limit (as
+            :func:`read_image`, which may still find the pixel data truncated or corrupt).
+    """
+    path = Path(path)
+    limit = max_pixels_from_env() if max_pixels is True else max_pixels
+    problem = file_problem(path, "image")
+    if problem:
+        raise ImageError(path, problem)
+    return _probe_header(path, limit)
+
+
+def _probe_header(path: Path, limit: int | None) -> tuple[int, int]:
+    """Open ``path`` with Pillow, which reads only the header; check format and size against ``limit``."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise ImageError(path, "empty file (0 bytes)")
+            with _open_with_limit(f, limit) as pil:
+                fmt, (w, h) = pil.format or "?", pil.size
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image Pillow or deblurcli can read") from None
+    except PILImage.DecompressionBombError:
+        raise ImageTooLargeError(path, _too_large_message("the declared image size", limit)) from None
+    except (struct.error, EOFError):
+        raise ImageError(path, "truncated or corrupt image header") from None
+    except OSError as e:
+        if e.filename is not None or e.strerror:
+            raise ImageError(path, f"cannot read: {e.strerror or e}") from None
+        raise ImageError(path, f"corrupt image header: {e}") from None
+    except (ValueError, SyntaxError) as e:
+        raise ImageError(path, f"corrupt image header: {e}") from None
+    if fmt == "MPO":
+        fmt = "JPEG"
+    if fmt not in FORMATS:
+        raise ImageError(path, f"{fmt} images are not supported (use JPEG, PNG, TIFF, WebP or BMP)")
+    if w <= 0 or h <= 0:
+        raise ImageError(path, f"invalid size {w}x{h}")
+    if limit is not None and w * h > limit:
+        raise ImageTooLargeError(path, _too_large_message(f"{w}x{h} = {w * h / 1e6:.0f} MP", limit))
+    return w, h
+
+
 def _too_large_message(what: str, limit: int | None) -> str:
+    size = f"{(limit or 0) / 1e6:.0f} MP" if (limit or 0) >= 10**6 else f"{limit or 0:,} pixel"
     return (
-        f"{what} exceeds the {(limit or 0) / 1e6:.0f} MP decompression-bomb limit "
+        f"{what} exceeds the {size} decompression-bomb limit "
         f"(set {MAX_PIXELS_ENV}=0 to disable it, or a larger pixel count, if you trust the file)"
     )
 
 
-def _open_with_limit(data: bytes, limit: int | None) -> PILImage.Image:
+def _open_with_limit(data: bytes | io.BufferedReader, limit: int | None) -> PILImage.Image:
     """PIL.Image.open with Pillow's own bomb check aligned to ours.
 
     Pillow errors above 2 x ``MAX_IMAGE_PIXELS`` during ``open`` (before we can look at the size),
@@ -275,7 +368,7 @@ def _open_with_limit(data: bytes, limit: int | None) -> PILImage.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            return PILImage.open(io.BytesIO(data))
+            return PILImage.open(io.BytesIO(data) if isinstance(data, bytes) else data)
     finally:
         PILImage.MAX_IMAGE_PIXELS = saved
 
@@ -432,6 +525,19 @@ def new_file_mode(path: str | Path) -> int:
         return 0o666 & ~_UMASK
 
 
+def _temp_prefix(path: Path) -> str:
+    """``.NAME.`` for the temp file beside ``path``, with NAME cut short enough that the temp name
+    (prefix, 8 random characters, ``.tmp``) fits the folder's name limit whenever ``path`` does."""
+    try:
+        name_max = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        name_max = 255
+    room = max(1, name_max - len(".") - len(".") - 8 - len(".tmp"))
+    # Cut in bytes (the limit's unit); a multi-byte character cut in two is dropped.
+    name = os.fsencode(path.name)[:room].decode("utf-8", errors="ignore") or "x"
+    return f".{name}."
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write bytes to ``path`` through a temp file in the same folder, fsync'd, then renamed over it:
     readers see the old file or the new one, never half of one, and a failure leaves no temp file.
@@ -444,7 +550,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     tmp: str | None = None
     try:
         # Inside the try: a missing or read-only folder fails here, and must be an ImageError too.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
         os.fchmod(fd, new_file_mode(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -137,12 +137,21 @@ def match_folders(images: Path | str, reference: Path | str) -> PairScan:
 
     For scoring another tool's outputs (``--pred DIR --gt DIR``): ``PairFiles.blurred`` holds the
     image to score. Matching follows the module's rules (relative path, stem, Levin prefix).
+    The side-by-side ``NAME_compare.EXT`` files that ``deblur fix --compare`` writes beside
+    ``NAME.EXT`` are not predictions and are left out (the Levin rule would pair them with NAME).
     """
     images, reference = Path(images), Path(reference)
     for d in (images, reference):
         if not d.is_dir():
             raise DatasetError(f"{d}: no such folder" if not d.exists() else f"{d}: not a folder")
-    return _finish(_scan_dirs(images, reference, "pred-gt", images, ""))
+    if not images_under(reference):  # one line, not one "no ground truth" line per prediction
+        raise DatasetError(f"{reference}: no ground-truth images found")
+    return _finish(_scan_dirs(images, reference, "pred-gt", images, "", skip_compare=True))
+
+
+def _is_compare_file(rel: Path, files: set[Path]) -> bool:
+    """True for ``NAME_compare.EXT`` when ``NAME.EXT`` is beside it (what ``fix --compare`` writes)."""
+    return rel.stem.endswith("_compare") and rel.with_name(rel.stem[: -len("_compare")] + rel.suffix) in files
 
 
 # --- internals -------------------------------------------------------------------------------
@@ -181,7 +190,7 @@ def _scan_gopro(root: Path, scenes: Iterable[Path], blur_dir: str) -> PairScan:
     return scan
 
 
-def _scan_dirs(blur: Path, sharp: Path, layout: str, root: Path, prefix: str) -> PairScan:
+def _scan_dirs(blur: Path, sharp: Path, layout: str, root: Path, prefix: str, skip_compare: bool = False) -> PairScan:
     scan = PairScan(layout, root)
     sharp_files = images_under(sharp)
     by_key: dict[str, list[Path]] = defaultdict(list)
@@ -192,7 +201,11 @@ def _scan_dirs(blur: Path, sharp: Path, layout: str, root: Path, prefix: str) ->
         by_stem[s.stem].append(s)
         by_parent[s.parent.as_posix()].append(s)
 
-    for b in images_under(blur):
+    blurred = images_under(blur)
+    if skip_compare:
+        present = set(blurred)
+        blurred = [b for b in blurred if not _is_compare_file(b, present)]
+    for b in blurred:
         name = prefix + _key(b)
         match, reason = _match(b, by_key, by_stem, by_parent)
         if match is None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Collection, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -678,6 +678,7 @@ class PairsProgress:
     rejected: int = 0
     done: bool = False
     error: str | None = None  # set on the final (done) report of a failed input
+    warning: str | None = None  # set on the final report of an input that gave pairs with a caveat
 
 
 @dataclass
@@ -698,11 +699,15 @@ class SourceResult:
     blur_px: list[float] | None = None
     blur_ratio: list[float] | None = None
     error: str | None = None
+    #: Something the user should know about a source that still gave pairs (a truncated video).
+    warning: str | None = None
 
     def to_json(self) -> dict[str, object]:
         d: dict[str, object] = {"source": self.source, "kind": self.kind}
         if self.error is not None:
             d["error"] = self.error
+        if self.warning is not None:
+            d["warning"] = self.warning
         d.update(pairs_written=self.pairs_written, pairs_kept=self.pairs_kept)
         if self.kind == "video":
             d.update(frames=self.frames, fps=self.fps, windows_examined=self.windows_examined,
@@ -825,12 +830,15 @@ class Manifest:
         self.rows[name] = row
 
 
-def expand_video_inputs(args: "list[str]", *, recursive: bool = False) -> "list[InputItem]":
+def expand_video_inputs(
+    args: "list[str]", *, recursive: bool = False, exclude: "Collection[str | Path]" = ()
+) -> "list[InputItem]":
     """:func:`deblurcli.inputs.expand_inputs` for video files (folders and quoted globs give the
-    files with a :data:`VIDEO_EXTENSIONS` extension; a file named explicitly is always kept)."""
+    files with a :data:`VIDEO_EXTENSIONS` extension; a file named explicitly is always kept;
+    nothing is taken from inside an ``exclude`` folder)."""
     from deblurcli.inputs import expand_inputs
 
-    return expand_inputs(args, recursive=recursive, extensions=VIDEO_EXTENSIONS, kind="video")
+    return expand_inputs(args, recursive=recursive, extensions=VIDEO_EXTENSIONS, kind="video", exclude=exclude)
 
 
 def _prefixes(paths: "list[Path]") -> dict["Path", str]:
@@ -840,10 +848,13 @@ def _prefixes(paths: "list[Path]") -> dict["Path", str]:
     import re
     from collections import Counter
 
-    stems = {p: re.sub(r"[^A-Za-z0-9._-]+", "_", p.stem) or "input" for p in paths}
+    # Cut to 200 characters (ASCII after the substitution): with the pair suffix and ".png" the
+    # names stay under the usual 255-byte limit; a cut stem gets the hash too, to stay unique.
+    full = {p: re.sub(r"[^A-Za-z0-9._-]+", "_", p.stem) or "input" for p in paths}
+    stems = {p: s[:200] for p, s in full.items()}
     counts = Counter(stems.values())
     return {
-        p: s if counts[s] == 1 else f"{s}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:6]}"
+        p: s if counts[s] == 1 and s == full[p] else f"{s}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:6]}"
         for p, s in stems.items()
     }
 
@@ -958,6 +969,7 @@ class _PairWriter:
         from concurrent.futures import ThreadPoolExecutor
 
         self.out, self.manifest = out, manifest
+        self.made = False
         # One core is left to the decoding thread: on 2 cores one PNG worker did as well as two
         # (measured with and without the window thread), with less CPU, since both compete with it.
         self.workers = workers or max(1, min(4, (os.cpu_count() or 1) - 1))
@@ -971,6 +983,17 @@ class _PairWriter:
     ) -> None:
         """Queue a pair. May first complete older pairs (appending their rows, calling their
         ``on_done``), and so raise an older pair's write error."""
+        if not self.made:
+            # The output folders are made with the first pair: a run whose inputs all fail leaves
+            # no empty blurred/ and targets/ behind.
+            from deblurcli.errors import DatasetError
+
+            try:
+                (self.out / "blurred").mkdir(parents=True, exist_ok=True)
+                (self.out / "targets").mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise DatasetError(f"{self.out}: cannot create the output folders: {e.strerror or e}") from None
+            self.made = True
         futures = [
             self.pool.submit(_write_png, self.out / "blurred" / f"{name}.png", blurred8),
             self.pool.submit(_write_png, self.out / "targets" / f"{name}.png", target8),
@@ -1025,10 +1048,11 @@ def _open_video(path: "Path"):
 
     from deblurcli.errors import VideoError
 
-    if not path.exists():
-        raise VideoError(f"{path}: no such file")
-    if path.is_dir():
-        raise VideoError(f"{path}: is a folder, not a video file")
+    from deblurcli.images import file_problem
+
+    problem = file_problem(path, "video")
+    if problem:  # a FIFO or device: FFmpeg would block on it or read for ever
+        raise VideoError(f"{path}: {problem}")
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
     try:
@@ -1054,6 +1078,24 @@ def _count_frames(path: "Path") -> int:
         return sum(1 for p in container.demux(stream) if p.size)
     except av.FFmpegError as e:
         raise VideoError(f"{path}: corrupt video ({e})") from None
+    finally:
+        container.close()
+
+
+def _declared_frames(path: "Path") -> int | None:
+    """The frame count a video's header declares (its frame count, or its duration x frame rate),
+    or ``None`` when it declares neither: a truncated file holds fewer frames than that."""
+    container = _open_video(path)
+    try:
+        stream = container.streams.video[0]
+        if stream.frames:
+            return int(stream.frames)
+        rate = stream.average_rate or stream.guessed_rate
+        if stream.duration and stream.time_base and rate:
+            return round(float(stream.duration * stream.time_base) * float(rate))
+        if container.duration and rate:
+            return round(container.duration / 1_000_000 * float(rate))
+        return None
     finally:
         container.close()
 
@@ -1163,7 +1205,16 @@ def pairs_from_video(
     if n_est == 0:
         raise VideoError(f"{path}: zero-length video (no frames)")
     if n_est < m:
-        raise VideoError(f"{path}: only {n_est} frames, fewer than --frames {m}")
+        from deblurcli.images import EXTENSIONS
+
+        hint = "; for photos, use --from-stills" if n_est == 1 or path.suffix.lower() in EXTENSIONS else ""
+        raise VideoError(f"{path}: only {n_est} frame{'s' if n_est != 1 else ''}, fewer than --frames {m}{hint}")
+    declared = _declared_frames(path)
+    if declared is not None and n_est < declared - max(2, declared // 50):
+        result.warning = (
+            f"{path}: the file ends early: {n_est} frames of the {declared} its header declares "
+            "(truncated or damaged?); pairs were made from the frames present"
+        )
     if progress is not None:
         progress.frames_total = n_est
     n_windows = n_est - m + 1
@@ -1470,13 +1521,16 @@ def make_pairs(
 
     from deblurcli.errors import DatasetError, DeblurError
 
+    from deblurcli.inputs import output_folder_problem
+
     cfg = cfg or PairsConfig()
     out = Path(out)
-    try:
-        (out / "blurred").mkdir(parents=True, exist_ok=True)
-        (out / "targets").mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DatasetError(f"{out}: cannot create the output folders: {e.strerror or e}") from None
+    problem = output_folder_problem(out)
+    for sub in ("blurred", "targets"):
+        if problem is None and (out / sub).exists() and not (out / sub).is_dir():
+            problem = f"{out / sub} exists and is not a folder"
+    if problem:
+        raise DatasetError(f"cannot write pairs: {problem}")
     manifest = Manifest.open(out / MANIFEST)
     prefixes = _prefixes([it.path for it in inputs if not it.error])
     results: list[SourceResult] = []
@@ -1501,6 +1555,6 @@ def make_pairs(
                 pairs_from_video(item.path, out, cfg, manifest, prefixes[item.path], result, report, prog)
         except DeblurError as e:
             result.error = str(e)
-        prog.done, prog.error = True, result.error
+        prog.done, prog.error, prog.warning = True, result.error, result.warning
         report()
     return PairsReport(results)

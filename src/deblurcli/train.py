@@ -379,6 +379,16 @@ def _atomic_save(obj: Any, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _save_final(save_model: Callable[..., Path], path: Path, *args: Any, **kwargs: Any) -> Path:
+    """save_model, with an OS refusal as a one-line TrainError (the checkpoints are already saved)."""
+    try:
+        return save_model(path, *args, **kwargs)
+    except OSError as e:
+        raise TrainError(
+            f"cannot write {path}: {e.strerror or e}; the last checkpoint is saved (--resume to write the model)"
+        ) from None
+
+
 def _dist_env() -> tuple[int, int, int]:
     """(rank, local_rank, world_size) from torch's launcher environment (0, 0, 1 without it)."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -468,8 +478,7 @@ def preflight(cfg: TrainConfig) -> list[str]:
         if not found:
             raise TrainError(f"--resume: no checkpoint in {checkpoint_dir(cfg.out)}")
         apply_recipe(cfg, read_checkpoint_config(found[-1]))
-    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
-        raise TrainError(f"--out {cfg.out} exists and is not a folder")
+    check_outputs(cfg.out)
     if not cfg.resume and list_checkpoints(cfg.out):
         raise TrainError(f"{cfg.out} already holds checkpoints; use --resume to continue, or another --out")
     # The networks are built once here, on the CPU (under a second even for the paper's
@@ -497,7 +506,71 @@ def preflight(cfg: TrainConfig) -> list[str]:
     sources = open_sources(cfg.data, val_fraction=cfg.val_fraction)
     if sum(len(s.train) for s in sources) == 0:
         raise DatasetError("no training items left after the validation hold-out")
+    largest = check_images(sources)
+    if cfg.crop > max(largest):
+        raise TrainError(
+            f"--crop {cfg.crop} is larger than every training image (the largest is {largest[0]}x{largest[1]}); "
+            f"give --crop {max(largest)} or less"
+        )
     return [s.describe() for s in sources]
+
+
+#: What a run writes in --out: (name, "folder" or "file").
+OUTPUTS = (("checkpoints", "folder"), ("metrics.jsonl", "file"), ("model.safetensors", "file"), ("curves.png", "file"))
+
+
+def check_outputs(out: str | Path) -> None:
+    """Refuse an --out where any file the run will write cannot be written, before step 1: a
+    read-only folder, a file where a folder goes (``OUT/checkpoints``) or a folder where a file goes
+    (``OUT/model.safetensors``, found only at the end, would lose the whole run).
+
+    Raises:
+        TrainError: naming the path and what is wrong with it.
+    """
+    from deblurcli.inputs import output_folder_problem
+
+    problem = output_folder_problem(out)
+    if problem:
+        raise TrainError(f"--out {problem}")
+    for name, kind in OUTPUTS:
+        p = Path(out) / name
+        if not (p.exists() or p.is_symlink()):
+            continue
+        if kind == "folder" and not p.is_dir():
+            raise TrainError(f"--out: {p} exists and is not a folder (checkpoints go there); move it away")
+        if kind == "file" and not p.is_file():
+            raise TrainError(f"--out: {p} exists and is not a file (the run writes it); move it away")
+        if kind == "folder" and not os.access(p, os.W_OK | os.X_OK):
+            raise TrainError(f"--out: cannot write in {p} (permission denied or read-only)")
+
+
+def check_images(sources: list) -> tuple[int, int]:  # type: ignore[type-arg]
+    """Read the header of every image of ``sources`` (not the pixels); return the largest (w, h).
+
+    Raises:
+        DatasetError: some files are not readable images (the first few named), so that a text file
+            named .jpg stops the run before step 1, not inside a loader worker.
+    """
+    from deblurcli.errors import ImageError
+    from deblurcli.images import probe_image
+
+    bad: list[str] = []
+    largest = (0, 0)
+    for source in sources:
+        for item in [*source.train, *source.val]:
+            for path in (item.sharp, item.blurred):
+                if path is None:
+                    continue
+                try:
+                    w, h = probe_image(path)
+                except ImageError as e:
+                    bad.append(str(e))
+                    continue
+                largest = max(largest, (w, h), key=lambda s: max(s))
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DatasetError(f"{len(bad)} unreadable file{'s' if len(bad) > 1 else ''} in --data: {bad[0]}{more}; remove or replace them")
+    return largest
 
 
 # --------------------------------------------------------------------------------------- the loop
@@ -551,9 +624,31 @@ def _set_rng_state(state: dict[str, Any], device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _batches(loader: Any) -> Any:
+    """The loader's batches. A deblurcli error raised in a loader worker (a file whose header was
+    fine but whose pixels are truncated) comes back from torch as a RuntimeError holding the
+    worker's whole traceback; it is raised again as a one-line DatasetError."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except RuntimeError as e:
+            lines = str(e).strip().splitlines()
+            if lines and lines[-1].startswith("deblurcli.errors.") and ": " in lines[-1]:
+                raise DatasetError(lines[-1].split(": ", 1)[1]) from None
+            raise
+        yield batch
+
+
 def _write_jsonl(path: Path, row: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, allow_nan=False) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, allow_nan=False) + "\n")
+    except OSError as e:
+        raise TrainError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -696,7 +791,7 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
         baseline: dict[str, float] = {}
         tb = None
         if rank == 0:
-            checkpoint_dir(out).mkdir(parents=True, exist_ok=True)
+            # checkpoints/ is made by the first save: a run that fails before it leaves none.
             if ckpt is not None:
                 _truncate_metrics(metrics_path, step)
             elif metrics_path.exists():
@@ -784,6 +879,10 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
             if rank != 0:
                 return None
             path = checkpoint_dir(out) / f"step_{step:07d}.pt"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise TrainError(f"cannot write checkpoints in {path.parent}: {e.strerror or e}") from None
             obj = {
                 "format": CHECKPOINT_FORMAT,
                 "version": CHECKPOINT_VERSION,
@@ -797,7 +896,10 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
                 "rng": [{k: (v.cpu() if hasattr(v, "cpu") else v) for k, v in r.items()} for r in rngs],
                 "world_size": world,
             }
-            _atomic_save(obj, path)
+            try:
+                _atomic_save(obj, path)
+            except OSError as e:
+                raise TrainError(f"cannot write the checkpoint {path}: {e.strerror or e}") from None
             if cfg.keep > 0:
                 for old in list_checkpoints(out)[: -cfg.keep]:
                     old.unlink(missing_ok=True)
@@ -821,7 +923,7 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
             epoch, offset = divmod(step, per_epoch)
             sampler.set_epoch(epoch, start=offset * cfg.batch_size)
             dataset.set_epoch(epoch)
-            for blurred, sharp in loader:
+            for blurred, sharp in _batches(loader):
                 blurred = blurred.to(device, non_blocking=True).contiguous(memory_format=memory_format)
                 sharp = sharp.to(device, non_blocking=True).contiguous(memory_format=memory_format)
                 factor = lr_factor(step, total, cfg.decay_start)
@@ -920,7 +1022,8 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
                 log_row({"kind": "val", "step": step, **vm})
                 report(TrainEvent("val", step, total, metrics=vm))
             recipe = {k: cfg.to_json()[k] for k in RECIPE_FIELDS}
-            model_path = save_model(
+            model_path = _save_final(
+                save_model,
                 out / "model.safetensors",
                 generator,
                 metadata={

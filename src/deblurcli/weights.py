@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deblurcli.errors import ChecksumError, ModelError, UnknownModelError, WeightsNotAvailableError
+from deblurcli.errors import ChecksumError, ModelError, NetworkError, UnknownModelError, WeightsNotAvailableError
 from deblurcli.registry import REGISTRY, HubFile, ModelEntry, get_entry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -233,10 +233,15 @@ def resolve_weights(
 
 
 def _resolve_local(path: Path, spec: str) -> ResolvedWeights:
+    from deblurcli.images import file_problem
+
     if not path.exists():
         raise ModelError(f"model file {spec} does not exist")
     if path.is_dir():
         raise ModelError(f"model {spec} is a folder; give the .safetensors file inside it")
+    problem = file_problem(path, "model")
+    if problem:  # a FIFO or device would block or never end
+        raise ModelError(f"{spec}: {problem}")
     if path.suffix.lower() != ".safetensors":
         raise ModelError(
             f"{spec}: only .safetensors model files are loaded (pickle checkpoints such as .pt/.pth can run "
@@ -294,23 +299,74 @@ def _download(hub: HubFile, spec: str) -> Path:
         RevisionNotFoundError,
     )
 
+    unreachable = _endpoint_unreachable(constants.ENDPOINT)
+    if unreachable:
+        raise NetworkError(
+            f"{spec}: cannot reach the Hub at {constants.ENDPOINT} ({unreachable}) and the file is not cached; "
+            "check the network (or HF_ENDPOINT), or use a local .safetensors file"
+        )
     try:
-        # The library never prints: the Hub client's tqdm bar is silenced.
-        return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, tqdm_class=_silent_tqdm()))
+        # The library never prints: the Hub client's tqdm bar and its retry log lines are silenced.
+        with _quiet_hub_logs():
+            return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, tqdm_class=_silent_tqdm()))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
+        # Before EntryNotFoundError, its base class: "not reachable" must not read as "404".
+        raise NetworkError(
+            f"{spec}: cannot reach the Hub at {constants.ENDPOINT} and the file is not cached ({_first_line(e)})"
+        ) from None
     except RevisionNotFoundError:
         raise ModelError(f"{spec}: revision {hub.revision!r} not found in {hub.repo_id} on the Hub (404)") from None
     except RepositoryNotFoundError:
         raise ModelError(f"{spec}: repository {hub.repo_id} not found on the Hub (404, or private)") from None
     except EntryNotFoundError:
         raise ModelError(f"{spec}: file {hub.filename} not found in {hub.repo_id}@{hub.revision} (404)") from None
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
-        raise ModelError(
-            f"{spec}: cannot reach the Hub at {constants.ENDPOINT} and the file is not cached ({_first_line(e)})"
-        ) from None
     except HfHubHTTPError as e:
-        raise ModelError(f"{spec}: download failed: {_first_line(e)}") from None
+        raise NetworkError(f"{spec}: download failed: {_first_line(e)}") from None
     except OSError as e:
-        raise ModelError(f"{spec}: download failed: {e}") from None
+        raise NetworkError(f"{spec}: download failed: {e}") from None
+
+
+def _endpoint_unreachable(endpoint: str, timeout: float = 5.0) -> str | None:
+    """Why a TCP connection to the Hub endpoint cannot be made (name not resolved, refused, timed
+    out), or ``None`` when it can. One attempt: the Hub client retries connection errors five times
+    with backoff (~23 s) before a message that reads like a missing file."""
+    import socket
+    from urllib.parse import urlsplit
+
+    proxies = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+    if any(os.environ.get(v) for v in proxies):
+        return None  # the Hub is reached through the proxy: a direct connection proves nothing
+    url = urlsplit(endpoint)
+    host = url.hostname
+    if not host:
+        return f"not a URL: {endpoint!r}"
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        return f"bad port in {endpoint!r}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except socket.gaierror:
+        return f"cannot resolve host {host}: no network or DNS"
+    except TimeoutError:
+        return f"no answer from {host}:{port} within {timeout:g} s"
+    except OSError as e:
+        return f"{e.strerror or e} at {host}:{port}"
+
+
+class _quiet_hub_logs:
+    """Raise huggingface_hub's log level to ERROR for a block (its retry warnings print to stderr)."""
+
+    def __enter__(self) -> None:
+        from huggingface_hub.utils import logging as hf_logging
+
+        self._logger = hf_logging.get_logger("huggingface_hub")
+        self._level = self._logger.level
+        self._logger.setLevel(hf_logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.setLevel(self._level)
 
 
 def _silent_tqdm() -> type:
