@@ -1327,6 +1327,9 @@ def train(
     decay_start: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Fraction of the steps at constant lr; then linear decay towards 0.")
     ] = 0.5,
+    clip_grad: Annotated[
+        float, typer.Option(min=0.0, help="Clip the generator's gradient to this L2 norm per step (0 = off); the norm is logged as g_grad_norm.")
+    ] = 0.0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[PrecisionChoice, typer.Option(help="auto = bf16 autocast on CUDA GPUs that support it and on CPUs with AMX or AVX512-BF16 (2-4x faster there), else fp32.")] = PrecisionChoice.auto,
     threads: ThreadsOpt = 0,
@@ -1396,6 +1399,7 @@ def train(
         label_noise=label_noise,
         lr=lr,
         decay_start=decay_start,
+        clip_grad=clip_grad,
         device=device,
         precision=precision.value,
         threads=threads,

@@ -63,6 +63,7 @@ RECIPE_FIELDS = (
     "max_blur",
     "gamma",
     "val_fraction",
+    "clip_grad",
 )
 
 
@@ -94,6 +95,9 @@ class TrainConfig:
         label_noise: per-sample probability that the critic's real/fake roles are swapped (0.1).
         lr, betas: Adam settings of both optimisers (1e-4, (0.5, 0.999)).
         decay_start: fraction of the steps at constant lr before the linear decay (0.5).
+        clip_grad: largest L2 norm of the generator's gradient per step (0: no clipping). A batch
+            that produces a huge gradient (a rare crop with extreme blur) would otherwise throw the
+            weights far off and undo hundreds of steps; the norm is logged as ``g_grad_norm``.
         device: "auto", "cpu", "cuda" (or "cuda:N" for a single process).
         precision: "auto" (bf16 autocast on CUDA when supported and on CPUs with AMX/AVX512-BF16,
             else fp32), "fp32" or "bf16".
@@ -136,6 +140,7 @@ class TrainConfig:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)
     decay_start: float = 0.5
+    clip_grad: float = 0.0
     device: str = "auto"
     precision: str = "auto"
     threads: int = 0
@@ -190,6 +195,8 @@ class TrainConfig:
             raise TrainError("--batch-size and --critic-iters must be at least 1")
         if not 0.0 <= self.label_noise <= 1.0:
             raise TrainError(f"--label-noise must be in [0, 1], got {self.label_noise}")
+        if not (math.isfinite(self.clip_grad) and self.clip_grad >= 0):
+            raise TrainError(f"--clip-grad must be 0 (off) or a positive norm, got {self.clip_grad}")
         if not 0.0 <= self.decay_start <= 1.0:
             raise TrainError(f"--decay-start must be in [0, 1], got {self.decay_start}")
         if self.content not in ("perceptual", "l1fft"):
@@ -964,11 +971,15 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
                 g_loss = adv.float() + cfg.content_weight * content
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
+                # The norm before clipping (inf when clipping is off: nothing is scaled then).
+                grad_norm = torch.nn.utils.clip_grad_norm_(generator.parameters(), cfg.clip_grad if cfg.clip_grad > 0 else float("inf"))
                 opt_g.step()
                 if critic is not None:
                     critic.requires_grad_(True)
                 step += 1
-                parts.update(g_loss=float(g_loss.detach()), g_adv=float(adv.detach()), g_content=float(content.detach()))
+                parts.update(
+                    g_loss=float(g_loss.detach()), g_adv=float(adv.detach()), g_content=float(content.detach()), g_grad_norm=float(grad_norm)
+                )
                 for k, v in parts.items():
                     window[k] = window.get(k, 0.0) + v
                 window_n += 1
