@@ -518,8 +518,7 @@ def deblur_video(
         raise VideoError(f"{dst}: the {muxer} container cannot hold {held} (use {output_suffix(src, codec)})")
 
     result = VideoResult(source=str(src), path=str(dst), frame_range=[first, end], codec=enc.name, container=muxer)
-    total = end - first
-    every = result.sample_every = max(1, math.ceil(total / samples))
+    every = result.sample_every = max(1, math.ceil((end - first) / samples))
     tb = probe.time_base
     # A range starts at time 0: shift video and audio by the first frame's time.
     t0 = float(probe.pts[first] * tb) if frames is not None else 0.0
@@ -540,65 +539,13 @@ def deblur_video(
         _setup_output(writer, container, vin, ain, enc, probe, colour, matrix, crf, encoder_options, src, dst)
         result.audio_streams, result.audio_codecs = len(ain), list(probe.audio_codecs)
 
-        pending: list[tuple[int, int, Any]] = []  # (index in range, pts, RGB) waiting for a full batch
-        state = {"index": -1, "done": 0, "last_pts": None, "end_time": 0.0}
-        size0 = (probe.first.width, probe.first.height)
-        rgb_fmt = colour.rgb_format
-        sws_cs = colour.sws_colorspace()
-        audio_left = {s.index for s in ain}
-
-        def report() -> None:
-            if on_progress is None:
-                return
-            el = time.perf_counter() - t_start
-            done = state["done"]
-            fps = done / el if el > 0 else 0.0
-            eta = (total - done) / fps if fps > 0 else None
-            on_progress(VideoProgress(done, total, fps, eta, result.blur_before_median, result.blur_after_median))
-
-        def flush() -> None:
-            _encode_batch(pending, deblur_frames, writer, colour, every, result, src)
-            state["done"] += len(pending)
-            pending.clear()
-            if state["done"] < total:  # the last report comes once the file is complete
-                report()
-
-        try:
-            for packet in container.demux(vin, *ain):
-                if packet.stream.type == "audio":
-                    _mux_audio(packet, writer, tb_offset=t0 if frames is not None else None, t_end=t_end, left=audio_left)
-                    if state["index"] >= end - 1 and not audio_left:
-                        break
-                    continue
-                if state["index"] >= end - 1:
-                    if not audio_left:
-                        break
-                    continue  # past the range: only audio of the span is still wanted
-                for frame in packet.decode():
-                    state["index"] += 1
-                    i = state["index"]
-                    if (frame.width, frame.height) != size0:
-                        raise VideoError(
-                            f"{src}: resolution changes mid-stream at frame {i} "
-                            f"({size0[0]}x{size0[1]} -> {frame.width}x{frame.height})"
-                        )
-                    if i < first or i >= end:
-                        continue
-                    pts = _frame_pts(frame, state, tb)
-                    state["end_time"] = float((pts + (frame.duration or 0)) * tb) - t0
-                    rgb = frame.reformat(
-                        format=rgb_fmt, src_colorspace=sws_cs, src_color_range=colour.color_range,
-                        dst_color_range=_RANGE_JPEG, interpolation=_SWS_TO_RGB, threads=1,
-                    ).to_ndarray()
-                    pending.append((i - first, pts - offset_pts, rgb))
-                    if len(pending) >= batch:
-                        flush()
-        except av.FFmpegError as e:
-            raise VideoError(f"{src}: corrupt video, decoding failed after frame {state['index']} ({_reason(e)})") from None
-        if pending:
-            flush()
-        if state["done"] == 0:
-            raise VideoError(f"{src}: no frame in range {first}:{end} could be decoded")
+        pump = _Pump(
+            src=src, writer=writer, deblur_frames=deblur_frames, colour=colour, result=result, first=first,
+            end=end, batch=batch, every=every, time_base=tb, offset_pts=offset_pts,
+            t0=t0 if frames is not None else None, t_end=t_end, size=(probe.first.width, probe.first.height),
+            on_progress=on_progress, t_start=t_start,
+        )
+        pump.run(container, vin, ain)
         try:
             writer.mux(writer.video.encode(None))
             writer.commit()
@@ -607,8 +554,6 @@ def deblur_video(
         except OSError as e:
             raise VideoError(f"{dst}: cannot write: {e.strerror or e}") from None
         writer = None
-        result.frames = state["done"]
-        result.duration = state["end_time"]
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -617,9 +562,90 @@ def deblur_video(
         container.close()
     result.seconds = time.perf_counter() - t_start
     result.fps = result.frames / result.seconds if result.seconds > 0 else 0.0
+    total = end - first
     if on_progress is not None:
         on_progress(VideoProgress(result.frames, total, result.fps, 0.0, result.blur_before_median, result.blur_after_median))
     return result
+
+
+@dataclass
+class _Pump:
+    """The decoding loop of :func:`deblur_video`: demux, decode the range's frames into batches,
+    deblur and encode each batch, copy audio packets; fills ``result.frames`` and ``duration``."""
+
+    src: Path
+    writer: _Writer
+    deblur_frames: DeblurFrames
+    colour: _Colour
+    result: VideoResult
+    first: int
+    end: int
+    batch: int
+    every: int
+    time_base: Any
+    offset_pts: int
+    t0: float | None  # start of a range, in seconds (None: the whole video, nothing shifted)
+    t_end: float
+    size: tuple[int, int]
+    on_progress: Callable[[VideoProgress], None] | None
+    t_start: float
+    index: int = -1
+    last_pts: int | None = None
+    pending: list[tuple[int, int, Any]] = field(default_factory=list)  # (index in range, pts, RGB)
+
+    def run(self, container: Any, vin: Any, ain: list[Any]) -> None:
+        import av
+
+        audio_left = {s.index for s in ain}
+        try:
+            for packet in container.demux(vin, *ain):
+                if packet.stream.type == "audio":
+                    _mux_audio(packet, self.writer, tb_offset=self.t0, t_end=self.t_end, left=audio_left)
+                elif self.index < self.end - 1:
+                    for frame in packet.decode():
+                        self.frame(frame)
+                if self.index >= self.end - 1 and not audio_left:
+                    break  # past the range, and the audio of the span is copied
+        except av.FFmpegError as e:
+            raise VideoError(f"{self.src}: corrupt video, decoding failed after frame {self.index} ({_reason(e)})") from None
+        if self.pending:
+            self.flush()
+        if self.result.frames == 0:
+            raise VideoError(f"{self.src}: no frame in range {self.first}:{self.end} could be decoded")
+
+    def frame(self, frame: Any) -> None:
+        self.index += 1
+        i = self.index
+        if (frame.width, frame.height) != self.size:
+            w, h = self.size
+            raise VideoError(f"{self.src}: resolution changes mid-stream at frame {i} ({w}x{h} -> {frame.width}x{frame.height})")
+        if i < self.first or i >= self.end:
+            return
+        pts = frame.pts
+        if pts is None:  # rare (old AVI): the previous one + 1 tick
+            pts = 0 if self.last_pts is None else self.last_pts + 1
+        self.last_pts = pts = int(pts)
+        self.result.duration = float((pts - self.offset_pts + (frame.duration or 0)) * self.time_base)
+        c = self.colour
+        rgb = frame.reformat(
+            format=c.rgb_format, src_colorspace=c.sws_colorspace(), src_color_range=c.color_range,
+            dst_color_range=_RANGE_JPEG, interpolation=_SWS_TO_RGB, threads=1,
+        ).to_ndarray()
+        self.pending.append((i - self.first, pts - self.offset_pts, rgb))
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        _encode_batch(self.pending, self.deblur_frames, self.writer, self.colour, self.every, self.result, self.src)
+        self.result.frames += len(self.pending)
+        self.pending.clear()
+        total = self.end - self.first
+        if self.on_progress is not None and self.result.frames < total:  # the last report: once the file is complete
+            el = time.perf_counter() - self.t_start
+            done = self.result.frames
+            fps = done / el if el > 0 else 0.0
+            eta = (total - done) / fps if fps > 0 else None
+            self.on_progress(VideoProgress(done, total, fps, eta, self.result.blur_before_median, self.result.blur_after_median))
 
 
 def _frame_range(frames: tuple[int, int | None] | None, n: int, src: Path) -> tuple[int, int]:
@@ -634,15 +660,6 @@ def _frame_range(frames: tuple[int, int | None] | None, n: int, src: Path) -> tu
     if a >= n:
         raise VideoError(f"{src}: frame range starts at {a}, but the video has {n} frames")
     return a, n if b is None else min(b, n)
-
-
-def _frame_pts(frame: Any, state: dict[str, Any], tb: Any) -> int:
-    """The frame's pts; a frame without one (rare, old AVI) gets the previous one + 1 tick."""
-    pts = frame.pts
-    if pts is None:
-        pts = 0 if state["last_pts"] is None else state["last_pts"] + 1
-    state["last_pts"] = pts
-    return int(pts)
 
 
 def _setup_output(
