@@ -57,6 +57,7 @@ def make_clip(
     patches: bool = False,
     tags: dict[str, str] | None = None,
     codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
 ) -> Path:
     """Write a clip: ``n`` frames at ``pts`` (default 0..n-1) in ``time_base``, a 440 Hz sine per audio codec."""
@@ -65,7 +66,7 @@ def make_clip(
     out.metadata.update(tags or {})
     v = out.add_stream(codec, rate=25, options={"crf": "1", **FAST} if codec == "libx264" else {})
     v.width, v.height = size
-    v.pix_fmt = "yuv420p" if codec != "mjpeg" else "yuvj420p"
+    v.pix_fmt = pix_fmt if codec != "mjpeg" else "yuvj420p"
     v.time_base = v.codec_context.time_base = time_base
     if colour:
         cc = v.codec_context
@@ -211,6 +212,19 @@ def test_colour_tags_and_conversion_kept(tmp_path: Path, colour: tuple[int, int,
     patch_in = np.stack(rgb_in)[:, 8:16, 8:16].astype(int)
     patch_out = np.stack(rgb_out)[:, 8:16, 8:16].astype(int)
     assert np.abs(patch_out - patch_in).max() <= 4
+
+
+def test_ten_bit_video_stays_ten_bit(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "deep.mkv", pix_fmt="yuv420p10le", audio=())
+    dst = tmp_path / "deep_out.mkv"
+    deblur_video(src, dst, identity, crf=1, encoder_options=FAST)
+    with av.open(str(src)) as c:
+        y_in = np.stack([f.to_ndarray()[:H] for f in c.decode(video=0)]).astype(int)  # 10-bit luma
+    with av.open(str(dst)) as c:
+        frames = list(c.decode(video=0))
+        y_out = np.stack([f.to_ndarray()[:H] for f in frames]).astype(int)
+    assert frames[0].format.name == "yuv420p10le"
+    assert np.abs(y_out - y_in).mean() < 2.0  # in 10-bit levels: under half an 8-bit level
 
 
 def test_frame_range_and_its_audio(tmp_path: Path) -> None:

@@ -591,6 +591,7 @@ class _Pump:
     t_start: float
     index: int = -1
     last_pts: int | None = None
+    first_pts: int | None = None
     pending: list[tuple[int, int, Any]] = field(default_factory=list)  # (index in range, pts, RGB)
 
     def run(self, container: Any, vin: Any, ain: list[Any]) -> None:
@@ -625,7 +626,9 @@ class _Pump:
         if pts is None:  # rare (old AVI): the previous one + 1 tick
             pts = 0 if self.last_pts is None else self.last_pts + 1
         self.last_pts = pts = int(pts)
-        self.result.duration = float((pts - self.offset_pts + (frame.duration or 0)) * self.time_base)
+        if self.first_pts is None:
+            self.first_pts = pts
+        self.result.duration = float((pts - self.first_pts + (frame.duration or 0)) * self.time_base)
         c = self.colour
         rgb = frame.reformat(
             format=c.rgb_format, src_colorspace=c.sws_colorspace(), src_color_range=c.color_range,
