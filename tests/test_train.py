@@ -349,3 +349,14 @@ def test_clip_grad_is_logged_and_changes_the_update(pairs_dir: Path, tmp_path: P
     assert any(not torch.equal(runs[0.0][k], runs[1e-9][k]) for k in runs[0.0])
     with pytest.raises(TrainError, match="--clip-grad"):
         TrainConfig(data=["x"], out="o", steps=1, clip_grad=-1.0).validate()
+
+
+def test_non_finite_metrics_are_written_as_null(tmp_path: Path) -> None:
+    # A diverged loss (inf/NaN) must be recorded in the strict-JSON metrics file, not crash the run.
+    from deblurcli.train import _finite, _write_jsonl
+
+    path = tmp_path / "metrics.jsonl"
+    _write_jsonl(path, {"kind": "train", "step": 1, "g_loss": _finite(float("nan")), "g_grad_norm": _finite(float("inf")), "lr": _finite(1e-4)})
+    (row,) = read_metrics(path)
+    assert row["g_loss"] is None and row["g_grad_norm"] is None and row["lr"] == 1e-4
+    plot_metrics(path, tmp_path / "curves.png")  # the plot skips the nulls

@@ -674,8 +674,10 @@ def _truncate_metrics(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
-def _finite(x: float) -> float:
-    return x if math.isfinite(x) else float("nan")
+def _finite(x: float) -> Optional[float]:
+    """``x``, or ``None`` (JSON null) when it is inf/NaN: metrics.jsonl is strict JSON, and a
+    diverged loss must be recorded, not crash the writer."""
+    return x if math.isfinite(x) else None
 
 
 def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[str, Any]:
