@@ -36,6 +36,7 @@ CLI_LAYER = len(LAYERS) - 1
 PACKAGE_ORDER = {
     "deblurcli.pairs": ["average", "stills", "detect", "config", "store", "video", "make"],
     "deblurcli.cli": ["exits", "options", "app", "score", "fix", "models", "make_pairs", "evaluate", "train"],
+    "deblurcli.train": ["config", "checkpoint", "distributed", "preflight", "curves", "loop"],
 }
 
 
