@@ -267,27 +267,7 @@ def synthesize_from_still(
 
     objects: list[_Object] = []
     if moving_objects and rng.random() < 0.5:
-        for _ in range(int(rng.integers(1, 4))):
-            obj = _make_object(rng, lin)
-            ph, pw = obj.alpha.shape
-            opts = _grid(0.25 * pw, 0.25 * ph, 0.75 * pw, 0.75 * ph)  # inside the ellipse
-            cam = cam_path.matrices(probe)
-            own = float(rng.uniform(0.3, 1.0) * max_blur)
-
-            def measure(p: _Path, obj: _Object = obj, opts: np.ndarray = opts, cam: np.ndarray = cam) -> float:
-                moved = _Object(obj.rgba, obj.dest, p)
-                return float(_streaks(moved.matrices(probe, cam), opts).max())
-
-            fitted = _fit_scale(obj.path, own, measure)
-            # Own motion plus the camera's may add up past max_blur: shrink the own motion.
-            for _ in range(4):
-                got = measure(fitted)
-                if got <= max_blur * 1.001:
-                    break
-                fitted = _Path(**{**fitted.__dict__, "scale": fitted.scale * 0.8})
-            if measure(fitted) > max_blur * 1.001:
-                fitted = _Path(**{**fitted.__dict__, "scale": 0.0})
-            objects.append(_Object(obj.rgba, obj.dest, fitted))
+        objects = _moving_objects(rng, lin, cam_path, probe, max_blur)
 
     # Sub-frame count from the longest streak so that steps stay under _MAX_STEP_PX.
     longest = float(_streaks(cam_path.matrices(probe), frame_pts).max())
@@ -320,6 +300,50 @@ def synthesize_from_still(
     acc *= 1.0 / n
     blurred = cv2.pow(np.clip(acc, 0.0, 1.0), 1.0 / gamma)
 
+    sharp = _sharp_frame(rgb, lin, objects, gamma)
+    return StillSample(
+        blurred=np.ascontiguousarray(blurred, dtype=np.float32),
+        sharp=np.ascontiguousarray(sharp, dtype=np.float32),
+        blur_px=blur_px,
+        subframes=n,
+        objects=len(objects),
+    )
+
+
+def _moving_objects(rng: np.random.Generator, lin: np.ndarray, cam_path: _Path, probe: np.ndarray, max_blur: float) -> list[_Object]:
+    """1-3 foreground patches cut from the picture, each on its own path, scaled so that its
+    streak (own motion plus the camera's) stays within ``max_blur``."""
+    objects: list[_Object] = []
+    for _ in range(int(rng.integers(1, 4))):
+        obj = _make_object(rng, lin)
+        ph, pw = obj.alpha.shape
+        opts = _grid(0.25 * pw, 0.25 * ph, 0.75 * pw, 0.75 * ph)  # inside the ellipse
+        cam = cam_path.matrices(probe)
+        own = float(rng.uniform(0.3, 1.0) * max_blur)
+
+        def measure(p: _Path, obj: _Object = obj, opts: np.ndarray = opts, cam: np.ndarray = cam) -> float:
+            moved = _Object(obj.rgba, obj.dest, p)
+            return float(_streaks(moved.matrices(probe, cam), opts).max())
+
+        fitted = _fit_scale(obj.path, own, measure)
+        # Own motion plus the camera's may add up past max_blur: shrink the own motion.
+        for _ in range(4):
+            got = measure(fitted)
+            if got <= max_blur * 1.001:
+                break
+            fitted = _Path(**{**fitted.__dict__, "scale": fitted.scale * 0.8})
+        if measure(fitted) > max_blur * 1.001:
+            fitted = _Path(**{**fitted.__dict__, "scale": 0.0})
+        objects.append(_Object(obj.rgba, obj.dest, fitted))
+    return objects
+
+
+def _sharp_frame(rgb: np.ndarray, lin: np.ndarray, objects: list[_Object], gamma: float) -> np.ndarray:
+    """The virtual frame at the middle of the path: the input, with the moving patches pasted at
+    their mid-path position."""
+    import cv2
+
+    h, w = rgb.shape[:2]
     if objects:
         mid = lin.copy()
         eye = np.eye(3)[None]
@@ -332,11 +356,4 @@ def synthesize_from_still(
         sharp = cv2.pow(np.clip(mid, 0.0, 1.0), 1.0 / gamma)
     else:
         sharp = np.clip(rgb, 0.0, 1.0).astype(np.float32, copy=True)
-    return StillSample(
-        blurred=np.ascontiguousarray(blurred, dtype=np.float32),
-        sharp=np.ascontiguousarray(sharp, dtype=np.float32),
-        blur_px=blur_px,
-        subframes=n,
-        objects=len(objects),
-    )
-
+    return sharp
