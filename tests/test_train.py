@@ -353,7 +353,7 @@ def test_clip_grad_is_logged_and_changes_the_update(pairs_dir: Path, tmp_path: P
 
 def test_non_finite_metrics_are_written_as_null(tmp_path: Path) -> None:
     # A diverged loss (inf/NaN) must be recorded in the strict-JSON metrics file, not crash the run.
-    from deblurcli.train import _finite, _write_jsonl
+    from deblurcli.train.loop import _finite, _write_jsonl
 
     path = tmp_path / "metrics.jsonl"
     _write_jsonl(path, {"kind": "train", "step": 1, "g_loss": _finite(float("nan")), "g_grad_norm": _finite(float("inf")), "lr": _finite(1e-4)})

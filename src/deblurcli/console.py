@@ -1,4 +1,4 @@
-"""The CLI's consoles and output helpers (used by cli.py only; the library never prints).
+"""The CLI's consoles and output helpers (used by the cli package only; the library never prints).
 
 Human progress and messages go to stderr; results go to stdout, either as a rich table or, with
 ``--json``, as one JSON object per line so that ``deblur ... --json | jq`` works.

@@ -196,27 +196,9 @@ def evaluate(
         DatasetError: the dataset folder has no layout deblur knows.
         ModelError: the model cannot be loaded.
     """
-    import torch
+    from deblurcli.metrics import SSIM_CONVENTIONS
 
-    from deblurcli.metrics import SSIM_CONVENTIONS, psnr, ssim
-    from deblurcli.metrics import align as align_to  # `align` is also the argument's name
-
-    if ssim_convention not in SSIM_CONVENTIONS:
-        raise InputError(f"unknown SSIM convention {ssim_convention!r}; choose {' or '.join(SSIM_CONVENTIONS)}")
-    modes = [m for m, on in (("model", model is not None), ("pred", pred is not None), ("identity", identity)) if on]
-    if len(modes) != 1:
-        raise InputError("choose exactly one of a model, --pred DIR or --identity to score")
-    mode = modes[0]
-    if gt is not None and (pred is None or dataset is not None):
-        raise InputError("--gt DIR goes with --pred DIR and no dataset folder")
-    if dataset is None and gt is None:
-        raise InputError("give a dataset folder (or --pred DIR --gt DIR)")
-    if align < 0:
-        raise InputError(f"--align must be 0 or more pixels, got {align}")
-    if linear and mode != "model":
-        raise InputError("--linear changes how a model is run: it goes with --model, not --pred or --identity")
-    if linear and hasattr(model, "deblur"):
-        raise InputError("linear=True needs a model name, path or nn.Module; build your Deblurrer with linear=True instead")
+    mode = _mode(dataset, model, pred, gt, identity, ssim_convention, align, linear)
 
     jobs, layout = _jobs(dataset, pred, gt, blur_dir, split)
     if limit is not None:
@@ -247,65 +229,11 @@ def evaluate(
             blurred = read_image(job.blurred) if job.blurred else None
             if blurred is not None:
                 _same_size(blurred, sharp, "blurred")
-            if mode == "model":
-                assert blurred is not None
-                x = blurred.to_tensor().to(dev)
-                t0 = time.perf_counter()
-                with torch.inference_mode():
-                    y = deblurrer.deblur(x)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-                row.seconds = time.perf_counter() - t0
-                if tuple(y.shape) != tuple(x.shape):
-                    raise DeblurError(f"model output {tuple(y.shape)} differs from its input {tuple(x.shape)}")
-                out_image = blurred.with_tensor(y)  # the image `deblur fix` would save
-            elif mode == "pred":
-                assert job.output is not None
-                out_image = read_image(job.output)
-                _same_size(out_image, sharp, "prediction")
-            else:
-                assert blurred is not None
-                out_image = blurred
+            out_image = _output_image(mode, job, blurred, sharp, deblurrer, dev, row)
             row.width, row.height = sharp.width, sharp.height
-
-            target = sharp.to_tensor().to(dev)
-            outs = [out_image.to_tensor().to(dev)]
-            if blurred is not None:
-                outs.append(blurred.to_tensor().to(dev))
-            stack = torch.cat(outs)
-            targets = target.expand(len(outs), -1, -1, -1)
-            if align:
-                try:
-                    stack, targets, shifts = align_to(stack, targets, align)
-                except ValueError as e:
-                    raise DeblurError(str(e)) from None
-                row.shift = shifts[0]
-                if blurred is not None:
-                    row.input_shift = shifts[1]
-            p = psnr(stack, targets).clamp(max=PSNR_CAP).tolist()
-            s = ssim(stack, targets, ssim_convention).tolist()  # type: ignore[arg-type]
-            row.psnr, row.ssim = p[0], s[0]
-            shifts_255 = ((stack - targets).mean(dim=(1, 2, 3)) * 255.0).tolist()
-            row.level_shift = shifts_255[0]
-            if blurred is not None:
-                row.input_level_shift = shifts_255[1]
-                row.input_psnr, row.input_ssim = p[1], s[1]
-                row.psnr_gain, row.ssim_gain = p[0] - p[1], s[0] - s[1]
+            _score(row, out_image, blurred, sharp, dev, align=align, ssim_convention=ssim_convention)
             if extremes > 0:
-                use_gain = rank_by_gain and row.psnr_gain is not None
-                key = row.psnr_gain if use_gain else row.psnr
-                assert key is not None
-                ex = Extreme(
-                    job.name,
-                    key,
-                    row.psnr,
-                    row.psnr_gain,
-                    _thumb(blurred) if blurred is not None else None,
-                    _thumb(out_image),
-                    _thumb(sharp),
-                )
-                _keep(best, (key, i, ex), extremes)
-                _keep(worst, (-key, i, ex), extremes)
+                _keep_extremes(best, worst, extremes, i, job.name, row, rank_by_gain, out_image, blurred, sharp)
         except DeblurError as e:
             row = EvalRow(name=row.name, sharp=row.sharp, blurred=row.blurred, output=row.output, error=str(e))
         rows.append(row)
@@ -338,6 +266,118 @@ def evaluate(
         best=[e for _, _, e in sorted(best, key=lambda t: (-t[0], t[1]))],
         worst=[e for _, _, e in sorted(worst, key=lambda t: (-t[0], t[1]))],
     )
+
+
+def _mode(
+    dataset: Path | str | None, model: Any, pred: Path | str | None, gt: Path | str | None, identity: bool,
+    ssim_convention: str, align: int, linear: bool,
+) -> str:
+    """What :func:`evaluate` scores ("model", "pred" or "identity"), after checking that the options
+    go together.
+
+    Raises:
+        InputError: an invalid combination of options.
+    """
+    from deblurcli.metrics import SSIM_CONVENTIONS
+
+    if ssim_convention not in SSIM_CONVENTIONS:
+        raise InputError(f"unknown SSIM convention {ssim_convention!r}; choose {' or '.join(SSIM_CONVENTIONS)}")
+    modes = [m for m, on in (("model", model is not None), ("pred", pred is not None), ("identity", identity)) if on]
+    if len(modes) != 1:
+        raise InputError("choose exactly one of a model, --pred DIR or --identity to score")
+    mode = modes[0]
+    if gt is not None and (pred is None or dataset is not None):
+        raise InputError("--gt DIR goes with --pred DIR and no dataset folder")
+    if dataset is None and gt is None:
+        raise InputError("give a dataset folder (or --pred DIR --gt DIR)")
+    if align < 0:
+        raise InputError(f"--align must be 0 or more pixels, got {align}")
+    if linear and mode != "model":
+        raise InputError("--linear changes how a model is run: it goes with --model, not --pred or --identity")
+    if linear and hasattr(model, "deblur"):
+        raise InputError("linear=True needs a model name, path or nn.Module; build your Deblurrer with linear=True instead")
+    return mode
+
+
+def _output_image(mode: str, job: _Job, blurred: Image | None, sharp: Image, deblurrer: Any, dev: Any, row: EvalRow) -> Image:
+    """The image scored for one pair: the model's output (its time in ``row.seconds``), the
+    prediction, or the blurred input itself."""
+    import torch
+
+    if mode == "model":
+        assert blurred is not None
+        x = blurred.to_tensor().to(dev)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            y = deblurrer.deblur(x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        row.seconds = time.perf_counter() - t0
+        if tuple(y.shape) != tuple(x.shape):
+            raise DeblurError(f"model output {tuple(y.shape)} differs from its input {tuple(x.shape)}")
+        return blurred.with_tensor(y)  # the image `deblur fix` would save
+    if mode == "pred":
+        assert job.output is not None
+        out_image = read_image(job.output)
+        _same_size(out_image, sharp, "prediction")
+        return out_image
+    assert blurred is not None
+    return blurred
+
+
+def _score(row: EvalRow, out_image: Image, blurred: Image | None, sharp: Image, dev: Any, *, align: int, ssim_convention: str) -> None:
+    """PSNR, SSIM and mean level shift of the output (and of the blurred input, when known) against
+    the ground truth, each at its best shift within ``align`` px; written into ``row``."""
+    import torch
+
+    from deblurcli.metrics import psnr, ssim
+    from deblurcli.metrics import align as align_to  # `align` is also the argument's name
+
+    target = sharp.to_tensor().to(dev)
+    outs = [out_image.to_tensor().to(dev)]
+    if blurred is not None:
+        outs.append(blurred.to_tensor().to(dev))
+    stack = torch.cat(outs)
+    targets = target.expand(len(outs), -1, -1, -1)
+    if align:
+        try:
+            stack, targets, shifts = align_to(stack, targets, align)
+        except ValueError as e:
+            raise DeblurError(str(e)) from None
+        row.shift = shifts[0]
+        if blurred is not None:
+            row.input_shift = shifts[1]
+    p = psnr(stack, targets).clamp(max=PSNR_CAP).tolist()
+    s = ssim(stack, targets, ssim_convention).tolist()  # type: ignore[arg-type]
+    row.psnr, row.ssim = p[0], s[0]
+    shifts_255 = ((stack - targets).mean(dim=(1, 2, 3)) * 255.0).tolist()
+    row.level_shift = shifts_255[0]
+    if blurred is not None:
+        row.input_level_shift = shifts_255[1]
+        row.input_psnr, row.input_ssim = p[1], s[1]
+        row.psnr_gain, row.ssim_gain = p[0] - p[1], s[0] - s[1]
+
+
+def _keep_extremes(
+    best: list[tuple[float, int, Extreme]], worst: list[tuple[float, int, Extreme]], extremes: int, i: int, name: str,
+    row: EvalRow, rank_by_gain: bool, out_image: Image, blurred: Image | None, sharp: Image,
+) -> None:
+    """Offer pair ``i`` to the heaps of the best and the worst ``extremes`` images (by PSNR gain
+    when ranked by gain and known, else by PSNR)."""
+    use_gain = rank_by_gain and row.psnr_gain is not None
+    key = row.psnr_gain if use_gain else row.psnr
+    assert key is not None
+    ex = Extreme(
+        name,
+        key,
+        row.psnr,
+        row.psnr_gain,
+        _thumb(blurred) if blurred is not None else None,
+        _thumb(out_image),
+        _thumb(sharp),
+    )
+    _keep(best, (key, i, ex), extremes)
+    _keep(worst, (-key, i, ex), extremes)
 
 
 def row_keys() -> tuple[str, ...]:
