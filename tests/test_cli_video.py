@@ -163,3 +163,29 @@ def test_the_shared_real_video(tiny_model: Path, tmp_path: Path, shared_data: Pa
     assert _times(dst) == pytest.approx([t - t_in[0] for t in t_in], abs=1e-6)
     with av.open(str(dst)) as c:
         assert len(c.streams.audio) == audio_in
+
+
+def test_ctrl_c_leaves_no_half_written_video(tiny_model: Path, tmp_path: Path) -> None:
+    """SIGINT while a video is being written: the resume line, exit 130, no output and no temp file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    clip = make_clip(tmp_path / "long.mp4", n=400, audio=())
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "deblurcli", "fix", str(clip), "-o", str(out), "--model",
+                             str(tiny_model), "--threads", "1"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(p.name.endswith(".tmp") for p in out.iterdir())):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before writing its temp file"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted; run the same command again to resume" in stderr and "Traceback" not in stderr
+    assert list(out.iterdir()) == []

@@ -51,7 +51,7 @@ FixOutputOpt = Annotated[
 ]
 SuffixOpt = Annotated[str, typer.Option(help="Added to each output file name before the extension, e.g. _sharp.")]
 FormatOpt = Annotated[
-    OutFormat, typer.Option("--format", help="Output format; 'keep' writes each file in its input's format.")
+    OutFormat, typer.Option("--format", help="Output format of photos; 'keep' writes each file in its input's format.")
 ]
 QualityOpt = Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality of written files.")]
 OverwriteOpt = Annotated[
