@@ -35,7 +35,7 @@ CLI_LAYER = len(LAYERS) - 1
 #: Inside a package, each module may import only those listed before it (its __init__ docstring).
 PACKAGE_ORDER = {
     "deblurcli.pairs": ["average", "stills", "detect", "config", "store", "video", "make"],
-    "deblurcli.cli": ["exits", "options", "app", "score", "fix", "models", "make_pairs", "evaluate", "train"],
+    "deblurcli.cli": ["exits", "options", "app", "score", "fix_video", "fix", "models", "make_pairs", "evaluate", "train"],
     "deblurcli.train": ["config", "checkpoint", "distributed", "preflight", "curves", "loop"],
 }
 

@@ -9,7 +9,8 @@ Where things live:
 * :mod:`~deblurcli.cli.app`: the typer app, its root options (--version) and :func:`main`.
 * :mod:`~deblurcli.cli.options`: the ``Annotated`` option aliases shared by several commands.
 * :mod:`~deblurcli.cli.exits`: the one place where errors become exit codes and one-line messages.
-* one module per command: :mod:`~deblurcli.cli.score`, :mod:`~deblurcli.cli.fix`,
+* one module per command: :mod:`~deblurcli.cli.score`, :mod:`~deblurcli.cli.fix` (its video
+  half, rendering :mod:`deblurcli.video`, in :mod:`~deblurcli.cli.fix_video`),
   :mod:`~deblurcli.cli.models`, :mod:`~deblurcli.cli.make_pairs`, :mod:`~deblurcli.cli.evaluate`,
   :mod:`~deblurcli.cli.train` (with the hidden ``_train-worker``).
 

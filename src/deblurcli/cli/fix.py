@@ -1,8 +1,9 @@
-"""``deblur fix``: deblur images into an output folder, keeping their format and metadata.
+"""``deblur fix``: deblur images and videos into an output folder, keeping their format and metadata.
 
 The command's steps: check the options, plan every output (:func:`_plan_outputs`), then for each
 input decide whether it can and should be written (:func:`_target_problem`), load the model on
-first use (:class:`_Model`), deblur and write it (:func:`_deblur_file`), and render the table.
+first use (:class:`_Model`), deblur and write it (:func:`_deblur_file` for photos,
+:func:`deblurcli.cli.fix_video.deblur_video_file` for videos), and render the table.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typer
 
 from deblurcli.cli.app import app
 from deblurcli.cli.exits import _fail, _os_reason, _setup_exit_code
+from deblurcli.cli.fix_video import codec_problem, deblur_video_file, parse_frames, video_line, video_row, video_suffix
 from deblurcli.cli.options import (
     PRECISION_HELP,
     InputsArg,
@@ -49,7 +51,7 @@ FixOutputOpt = Annotated[
 ]
 SuffixOpt = Annotated[str, typer.Option(help="Added to each output file name before the extension, e.g. _sharp.")]
 FormatOpt = Annotated[
-    OutFormat, typer.Option("--format", help="Output format; 'keep' writes each file in its input's format.")
+    OutFormat, typer.Option("--format", help="Output format of photos; 'keep' writes each file in its input's format.")
 ]
 QualityOpt = Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality of written files.")]
 OverwriteOpt = Annotated[
@@ -59,7 +61,19 @@ ForceOpt = Annotated[
     bool, typer.Option("--force", help="Redo outputs that already exist (by default they are skipped, so a run resumes).")
 ]
 CompareOpt = Annotated[
-    bool, typer.Option("--compare", help="Also write NAME_compare.EXT: the input and the result side by side.")
+    bool,
+    typer.Option("--compare", help="Also write NAME_compare.EXT: the input and the result side by side (photos only)."),
+]
+CrfOpt = Annotated[
+    int,
+    typer.Option("--crf", min=0, max=63, help="Videos: constant rate factor of x264/x265/VP9/AV1 (lower = better; 18 is visually lossless for x264)."),
+]
+CodecOpt = Annotated[
+    str, typer.Option("--codec", help="Videos: the FFmpeg video encoder (libx264, libx265, libvpx-vp9, mpeg4, ...).")
+]
+FramesOpt = Annotated[
+    Optional[str],
+    typer.Option("--frames", help="Videos: only frames A:B (0-based, B excluded; A: to the end), shifted to start at 0.", show_default=False),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.")]
 TileOpt = Annotated[
@@ -87,36 +101,46 @@ def fix(
     tile: TileOpt = None,
     tile_overlap: TileOverlapOpt = 32,
     linear: LinearOpt = False,
+    crf: CrfOpt = 18,
+    codec: CodecOpt = "libx264",
+    frames: FramesOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Deblur images with a Laplacian-conditioned generator; write them to OUT with their metadata.
+    """Deblur images and videos with a Laplacian-conditioned generator; write them to OUT with their metadata.
 
     Each output keeps its input's size, format (unless --format), bit depth, alpha, EXIF and ICC
-    profile. Existing outputs are skipped (use --force to redo them); an input is never written over
-    unless --overwrite. The blur score (variance of the Laplacian of the 8-bit luma; higher is
-    sharper) is shown before -> after. Exit status: 0 all done, 1 some files failed (the others are
-    still processed), 2 usage error (bad option or model, an -o that cannot be a folder).
+    profile. Videos (.mp4 .mov .mkv .webm .avi .m4v .mts .m2ts) are re-encoded with --codec at --crf,
+    every frame deblurred, keeping audio (copied), timestamps, rotation, colour tags and metadata;
+    the same container where it holds the codec, else .mp4 or .mkv. Existing outputs are skipped
+    (use --force to redo them); an input is never written over unless --overwrite. The blur score
+    (variance of the Laplacian of the 8-bit luma; higher is sharper) is shown before -> after (for
+    videos, the median of sampled frames). Exit status: 0 all done, 1 some files failed (the others
+    are still processed), 2 usage error (bad option, codec or model, an -o that cannot be a folder).
     """
-    from deblurcli.console import emit_json, err, error_line, progress_bar
+    from rich.progress import TextColumn
+
+    from deblurcli.console import emit_json, err, error_line, progress_bar, warn_line
+    from deblurcli.images import EXTENSIONS
     from deblurcli.inputs import expand_inputs
     from deblurcli.registry import DEFAULT_MODEL
+    from deblurcli.video import VIDEO_EXTENSIONS, is_video
 
-    from deblurcli.inputs import output_folder_problem
-
-    problem = output_folder_problem(output)
-    if problem:
-        raise _fail(f"--output {problem}", 2)
-    if tile and tile_overlap * 2 >= tile:
-        raise _fail(f"--tile-overlap ({tile_overlap}) must be less than half of --tile ({tile})", 2)
-    if any(c in suffix for c in "/\\\0"):
-        raise _fail(f"--suffix must not contain path separators: {suffix!r}", 2)
+    frame_range = _checked_options(output, tile, tile_overlap, suffix, frames)
     model_spec = model or DEFAULT_MODEL
     # OUT is never an input: a rerun of `fix DIR -r -o DIR/out` must not fix its own outputs.
-    items = expand_inputs(inputs, recursive=recursive, exclude=[output])
+    items = expand_inputs(inputs, recursive=recursive, exclude=[output], kind="image or video",
+                          extensions={*EXTENSIONS, *VIDEO_EXTENSIONS})
+    videos = any(is_video(i.path) for i in items if not i.error)
+    if videos or codec != "libx264":
+        problem = codec_problem(codec)
+        if problem:
+            raise _fail(problem, 2)
+    if videos and compare:
+        warn_line("--compare applies to photos only: videos are written without a side-by-side copy")
     input_paths = {i.path.resolve() for i in items if not i.error}
     fmt = None if out_format is OutFormat.keep else out_format.value.upper()
-    targets = _plan_outputs(items, output, suffix, _FORMAT_EXT[out_format.value] if fmt else None, compare)
+    targets = _plan_outputs(items, output, suffix, _FORMAT_EXT[out_format.value] if fmt else None, compare, codec)
 
     loader = _Model(
         model_spec, device=device, precision=precision.value, tile=tile,
@@ -125,10 +149,10 @@ def fix(
 
     rows: list[dict[str, object]] = []
     failed = skipped = 0
-    progress = progress_bar(elapsed=True)
+    progress = progress_bar(TextColumn("{task.fields[info]}"), elapsed=True)
     with progress:
-        task = progress.add_task("fixing", total=len(items))
-        tiles = progress.add_task("", total=None, visible=False)
+        task = progress.add_task("fixing", total=len(items), info="")
+        tiles = progress.add_task("", total=None, visible=False, info="")
         for item in items:
             name = str(item.path)
             progress.update(task, description=f"fixing {item.path.name}")
@@ -141,7 +165,8 @@ def fix(
                 _target_problem(name, target, input_paths, overwrite)
                 if target.exists() and not force and target.resolve() not in input_paths:
                     skipped += 1
-                    row = {"path": name, "output": str(target), "status": "skipped", "reason": "output exists (use --force to redo)"}
+                    row = {"path": name, "output": str(target), "status": "skipped", "kind": _kind(item),
+                           "reason": "output exists (use --force to redo)"}
                     if json_out:
                         emit_json(row)
                     progress.advance(task)
@@ -155,22 +180,28 @@ def fix(
                     progress.stop()
                     error_line(str(e))
                     raise typer.Exit(_setup_exit_code(e)) from None
-                image, before, after, seconds = _deblur_file(d, item, target, progress, tiles, fmt, quality, compare)
+                if is_video(item.path):
+                    video = deblur_video_file(d, item, target, progress, tiles, codec=codec, crf=crf, frames=frame_range)
+                else:
+                    video = None
+                    image, before, after, seconds = _deblur_file(d, item, target, progress, tiles, fmt, quality, compare)
             except (DeblurError, OSError) as e:
                 # One file's failure (including the OS refusing one of its paths) is that file's only.
                 message = str(e) if isinstance(e, DeblurError) else f"{name}: {_os_reason(e)}"
                 failed += 1
                 progress.console.print(f"[bold red]error:[/] {_escape(message)}", soft_wrap=True)
                 if json_out:
-                    emit_json({"path": name, "status": "failed", "error": message.removeprefix(f"{name}: ")})
+                    emit_json({"path": name, "status": "failed", "kind": _kind(item), "error": message.removeprefix(f"{name}: ")})
             else:
-                row = _done_row(name, target, image, before, after, seconds, d.info.name, linear)
+                if video is not None:
+                    row, line = video_row(name, video, d.info.name, linear), video_line(item.path.name, video)
+                else:
+                    row = _done_row(name, target, image, before, after, seconds, d.info.name, linear)
+                    line = f"{item.path.name}  blur score {before:.1f} -> {after:.1f}  ({seconds:.1f} s)"
                 rows.append(row)
                 if json_out:
                     emit_json(row)
-                progress.console.print(
-                    f"{_escape(item.path.name)}  blur score {before:.1f} -> {after:.1f}  ({seconds:.1f} s)", highlight=False
-                )
+                progress.console.print(_escape(line), highlight=False)
             progress.advance(task)
 
     if not json_out and rows:
@@ -179,6 +210,24 @@ def fix(
     err.print(summary, highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _checked_options(output: Path, tile: Optional[int], tile_overlap: int, suffix: str,
+                     frames: Optional[str]) -> Optional[tuple[int, Optional[int]]]:
+    """Exit 2 on an option that cannot be used as given; returns the parsed --frames."""
+    from deblurcli.inputs import output_folder_problem
+
+    problem = output_folder_problem(output)
+    if problem:
+        raise _fail(f"--output {problem}", 2)
+    if tile and tile_overlap * 2 >= tile:
+        raise _fail(f"--tile-overlap ({tile_overlap}) must be less than half of --tile ({tile})", 2)
+    if any(c in suffix for c in "/\\\0"):
+        raise _fail(f"--suffix must not contain path separators: {suffix!r}", 2)
+    try:
+        return parse_frames(frames)
+    except ValueError as e:
+        raise _fail(str(e), 2) from None
 
 
 class _Model:
@@ -211,6 +260,7 @@ def _done_row(name: str, target: Path, image, before: float, after: float, secon
         "path": name,
         "output": str(target),
         "status": "done",
+        "kind": "image",
         "width": image.width,
         "height": image.height,
         "before": round(before, 4),
@@ -282,21 +332,25 @@ def _print_fix_table(rows: list[dict[str, object]]) -> None:
         table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for r in rows:
         ratio_txt = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
-        table.add_row(str(r["path"]), f"{r['width']}x{r['height']}", f"{r['before']:.1f}", f"{r['after']:.1f}",
-                      ratio_txt, f"{r['seconds']:.1f}")
+        size = f"{r['width']}x{r['height']}" + (f", {r['frames']} frames" if r["kind"] == "video" else "")
+        before, after = (f"{r[k]:.1f}" if r[k] is not None else "-" for k in ("before", "after"))
+        table.add_row(str(r["path"]), size, before, after, ratio_txt, f"{r['seconds']:.1f}")
     out.print(table)
 
 
 def _plan_outputs(
-    items: list, output: Path, suffix: str, ext: Optional[str], compare: bool  # type: ignore[type-arg]
+    items: list, output: Path, suffix: str, ext: Optional[str], compare: bool, codec: str  # type: ignore[type-arg]
 ) -> dict[int, tuple[Path, Optional[str]]]:
     """Each input's output file (by ``id(item)``) and why it cannot be written, decided before any
-    work: a name too long for the file system, or a name that an earlier input of the same run
-    already writes (``c1/x.png`` and ``c2/x.png`` into one -o), which would be skipped or, with
-    --force, silently overwritten."""
+    work: a video FFmpeg cannot read, a name too long for the file system, or a name that an earlier
+    input of the same run already writes (``c1/x.png`` and ``c2/x.png`` into one -o, or ``x.mts``
+    and ``x.mp4``, both written as ``x.mp4``), which would be skipped or, with --force, silently
+    overwritten. A video's extension is :func:`deblurcli.video.output_suffix`'s (--format and
+    --compare are for photos)."""
     import os
 
     from deblurcli.inputs import name_problem
+    from deblurcli.video import is_video
 
     plan: dict[int, tuple[Path, Optional[str]]] = {}
     owners: dict[str, Path] = {}
@@ -304,8 +358,16 @@ def _plan_outputs(
         if item.error:
             continue
         rel = item.relative
-        target = output / rel.parent / f"{rel.stem}{suffix}{ext or rel.suffix}"
-        written = [target] + ([target.with_name(f"{target.stem}_compare{target.suffix}")] if compare else [])
+        if is_video(item.path):
+            vext, unreadable = video_suffix(item.path, codec)
+            target = output / rel.parent / f"{rel.stem}{suffix}{vext}"
+            if unreadable:
+                plan[id(item)] = (target, unreadable)
+                continue
+            written = [target]
+        else:
+            target = output / rel.parent / f"{rel.stem}{suffix}{ext or rel.suffix}"
+            written = [target] + ([target.with_name(f"{target.stem}_compare{target.suffix}")] if compare else [])
         problem = next((p for p in map(name_problem, written) if p), None)
         if problem:
             problem += " (use a shorter --suffix, or rename the input)"
@@ -318,6 +380,12 @@ def _plan_outputs(
             owners.update(dict.fromkeys(keys, item.path))
         plan[id(item)] = (target, problem)
     return plan
+
+
+def _kind(item) -> str:  # type: ignore[no-untyped-def]
+    from deblurcli.video import is_video
+
+    return "video" if is_video(item.path) else "image"
 
 
 def _escape(text: str) -> str:

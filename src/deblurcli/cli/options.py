@@ -15,7 +15,7 @@ import typer
 InputsArg = Annotated[
     list[str],
     typer.Argument(
-        help="Image files, folders, or quoted glob patterns (e.g. 'photos/*.jpg', expanded by deblur).",
+        help="Image files (and for fix, video files), folders, or quoted glob patterns (e.g. 'photos/*.jpg', expanded by deblur).",
         show_default=False,
     ),
 ]

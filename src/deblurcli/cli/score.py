@@ -56,6 +56,7 @@ def score(
     from deblurcli.console import emit_json, err, error_line, out, progress_bar
     from deblurcli.images import read_image
     from deblurcli.inputs import expand_inputs
+    from deblurcli.video import is_video
 
     items = expand_inputs(inputs, recursive=recursive)
     rows: list[dict[str, object]] = []
@@ -69,6 +70,9 @@ def score(
             try:
                 if item.error:
                     raise DeblurError(f"{name}: {item.error}")
+                if is_video(item.path):  # folders and globs skip videos; one named here is refused
+                    raise DeblurError(f"{name}: a video; deblur score takes images "
+                                      "(deblur fix --json gives a video's blur score on sampled frames)")
                 image = read_image(item.path)
                 value = score_image(image, max_side=max_side)
             except DeblurError as e:
