@@ -58,3 +58,20 @@ def textured_rgb(h: int = 64, w: int = 80, seed: int = 0) -> np.ndarray:
     base = np.stack([(xx * 255 // max(w - 1, 1)), (yy * 255 // max(h - 1, 1)), ((xx // 8 + yy // 8) % 2) * 255], -1)
     noise = r.integers(-20, 21, size=(h, w, 3))
     return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny DeblurGAN generator saved as .safetensors, its weights perturbed: untrained generators
+    are the identity (zero last layer), and the CLI tests need outputs that differ from inputs."""
+    import torch
+
+    from deblurcli.models import create_model
+    from deblurcli.weights import save_model
+
+    torch.manual_seed(0)
+    model = create_model("deblurgan", ngf=2, n_blocks=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return save_model(tmp_path_factory.mktemp("model") / "tiny.safetensors", model)

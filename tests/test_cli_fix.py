@@ -28,18 +28,6 @@ from deblurcli.weights import save_model
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    torch.manual_seed(0)
-    model = create_model("deblurgan", ngf=2, n_blocks=1)
-    # Untrained generators are the identity (zero last layer): perturb every weight so the outputs
-    # really differ from the inputs and the overwrite rules are tested on changed files.
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return save_model(tmp_path_factory.mktemp("model") / "tiny.safetensors", model)
 
 
 def _run(*args: str) -> tuple[int, str, str]:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image as PILImage
 
 from conftest import textured_rgb
-from test_cli_fix import _json_lines, _run, tiny_model  # noqa: F401 - tiny_model is a fixture
+from test_cli_fix import _json_lines, _run
 from test_video import assert_no_temp, audio_packets, make_clip, video_frames
 
 

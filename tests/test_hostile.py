@@ -56,19 +56,6 @@ def _one_line_errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from deblurcli.models import create_model
-    from deblurcli.weights import save_model
-
-    torch.manual_seed(0)
-    model = create_model("deblurgan", ngf=2, n_blocks=1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return save_model(tmp_path_factory.mktemp("model") / "tiny.safetensors", model)
 
 
 @pytest.fixture

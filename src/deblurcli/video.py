@@ -227,7 +227,7 @@ def output_suffix(src: str | Path, codec: str = "libx264") -> str:
         VideoError: ``src`` cannot be opened as a video, or the codec is not a video encoder.
     """
     enc = encoder_for(codec)
-    container = _open_input(Path(src))
+    container = open_video(Path(src))
     try:
         audio = [s.codec_context.name for s in container.streams.audio]
     finally:
@@ -241,8 +241,10 @@ def output_suffix(src: str | Path, codec: str = "libx264") -> str:
     return ".mkv"  # pragma: no cover - Matroska holds every codec FFmpeg encodes
 
 
-def _open_input(path: Path) -> Any:
-    """Open a video with PyAV, or raise :class:`VideoError` with a one-line reason."""
+def open_video(path: Path) -> Any:
+    """Open a video with PyAV (an ``av`` input container), or raise :class:`VideoError` with a
+    one-line reason: missing, not a regular file, empty, unreadable, or without a video stream.
+    ``deblur make-pairs`` opens its videos with it too."""
     import av
 
     from deblurcli.images import file_problem
@@ -291,7 +293,7 @@ def _probe(path: Path) -> _Probe:
     """
     import av
 
-    container = _open_input(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         pts: list[int] = []
@@ -525,7 +527,7 @@ def deblur_video(
     t_end = float(probe.pts[end] * tb) if end < n else math.inf
     offset_pts = probe.pts[first] if frames is not None else 0
 
-    container = _open_input(src)
+    container = open_video(src)
     writer: _Writer | None = None
     try:
         vin = container.streams.video[0]

@@ -64,25 +64,9 @@ class _Pending(NamedTuple):
 
 def _open_video(path: "Path"):
     """Open a video with PyAV, or raise :class:`VideoError` with a one-line reason."""
-    import av
+    from deblurcli.video import open_video
 
-    from deblurcli.errors import VideoError
-
-    from deblurcli.images import file_problem
-
-    problem = file_problem(path, "video")
-    if problem:  # a FIFO or device: FFmpeg would block on it or read for ever
-        raise VideoError(f"{path}: {problem}")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{path}: empty file (0 bytes)")
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as e:
-        raise VideoError(f"{path}: not a video FFmpeg can read ({e})") from None
-    if not container.streams.video:
-        container.close()
-        raise VideoError(f"{path}: no video stream")
-    return container
+    return open_video(path)
 
 
 def _count_frames(path: "Path") -> int:
