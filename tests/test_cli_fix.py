@@ -14,16 +14,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from conftest import textured_rgb
 from deblurcli.cli import app
 from deblurcli.images import Image, read_image, write_image
-from deblurcli.models import create_model
 from deblurcli.registry import REGISTRY
-from deblurcli.weights import save_model
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from conftest import ROOT, textured_rgb
 from deblurcli.cli import app
 from deblurcli.errors import ImageError
-from deblurcli.images import Image, read_image, write_image
+from deblurcli.images import read_image
 
 TINY_TRAIN = ["--crop", "32", "--hparam", "ngf=4", "--hparam", "n_blocks=1", "--critic-hparam", "ndf=4",
               "--content", "l1fft", "--workers", "0", "--device", "cpu", "--val-count", "1", "--val-crop", "32",
