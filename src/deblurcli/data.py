@@ -28,6 +28,7 @@ from typing import Optional
 import numpy as np
 
 from deblurcli.errors import DatasetError
+from deblurcli.images import Image
 from deblurcli.pairs import DEFAULT_GAMMA
 
 #: Salt of the fixed validation hold-out permutation (independent of --seed on purpose).
@@ -206,7 +207,7 @@ class TrainDataset:
         self.gamma = gamma
         self.epoch = 0
         # Decoded sharp photos (as stored), see preload().
-        self._photos: dict[Path, np.ndarray] = {}
+        self._photos: dict[Path, Image] = {}
 
     def preload(self, max_bytes: int = 2 << 30) -> int:
         """Decode the sharp photos of synthetic items now, up to ``max_bytes`` of pixels in all.
@@ -218,14 +219,14 @@ class TrainDataset:
         """
         from deblurcli.images import read_image
 
-        held = sum(a.nbytes for a in self._photos.values())
+        held = sum(im.pixels.nbytes for im in self._photos.values())
         for item in self.items:
             if item.synthetic and item.sharp not in self._photos:
-                pixels = read_image(item.sharp).pixels
-                if held + pixels.nbytes > max_bytes:
+                image = read_image(item.sharp)
+                if held + image.pixels.nbytes > max_bytes:
                     break
-                self._photos[item.sharp] = pixels
-                held += pixels.nbytes
+                self._photos[item.sharp] = image
+                held += image.pixels.nbytes
         return held
 
     def set_epoch(self, epoch: int) -> None:
@@ -234,15 +235,12 @@ class TrainDataset:
     def __len__(self) -> int:
         return len(self.items)
 
-    def _photo(self, path: Path) -> np.ndarray:
-        """The photo at ``path`` as float32 RGB in [0, 1] (preloaded, or decoded now)."""
+    def _photo(self, path: Path) -> Image:
+        """The photo at ``path``, as stored (preloaded, or decoded now)."""
         from deblurcli.images import read_image
 
-        stored = self._photos.get(path)
-        if stored is None:
-            stored = read_image(path).pixels
-        f = stored.astype(np.float32) / (65535.0 if stored.dtype == np.uint16 else 255.0)
-        return np.repeat(f, 3, axis=2) if f.shape[2] == 1 else f
+        image = self._photos.get(path)
+        return image if image is not None else read_image(path)
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The (blurred, sharp) (crop, crop, 3) float32 arrays of item ``index`` this epoch."""
@@ -250,9 +248,17 @@ class TrainDataset:
         rng = np.random.default_rng((self.seed, self.epoch, index))
         c = self.crop
         if item.synthetic:
-            sharp = _pad_to(self._photo(item.sharp), c)
-            y, x = rng.integers(0, sharp.shape[0] - c + 1), rng.integers(0, sharp.shape[1] - c + 1)
-            blurred, sharp = _synthesize(sharp[y : y + c, x : x + c], rng, self.max_blur, self.gamma)
+            photo = self._photo(item.sharp)
+            if photo.height >= c and photo.width >= c:
+                # Crop the stored pixels, then convert only the crop: converting a whole 1280 px
+                # photo to float for one crop costs more than the crop's blur.
+                y, x = rng.integers(0, photo.height - c + 1), rng.integers(0, photo.width - c + 1)
+                sharp = Image(pixels=photo.pixels[y : y + c, x : x + c]).rgb_float()
+            else:
+                sharp = _pad_to(photo.rgb_float(), c)
+                y, x = rng.integers(0, sharp.shape[0] - c + 1), rng.integers(0, sharp.shape[1] - c + 1)
+                sharp = sharp[y : y + c, x : x + c]
+            blurred, sharp = _synthesize(sharp, rng, self.max_blur, self.gamma)
         else:
             blurred, sharp = load_pair(item)
             blurred, sharp = _pad_to(blurred, c), _pad_to(sharp, c)
