@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from conftest import textured_rgb
 from test_cli_fix import _json_lines, _run
-from test_video import assert_no_temp, audio_packets, make_clip, video_frames
+from test_video import assert_no_temp, audio_packets, make_audio_only, make_clip, video_frames
 
 
 def _times(path: Path) -> list[float]:
@@ -75,25 +75,12 @@ def test_frame_range(tiny_model: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").iterdir())
 
 
-def _audio_only(path: Path) -> Path:
-    out = av.open(str(path), "w")
-    a = out.add_stream("aac", rate=48000)
-    a.layout = "mono"
-    for k in range(5):
-        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        af.sample_rate, af.pts = 48000, k * 1024
-        out.mux(a.encode(af))
-    out.mux(a.encode(None))
-    out.close()
-    return path
-
-
 def test_bad_videos_fail_alone(tiny_model: Path, tmp_path: Path) -> None:
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     good = make_clip(src / "good.mov", n=10)
     (src / "noise.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    _audio_only(src / "sound.mp4")
+    make_audio_only(src / "sound.mp4")
     cut = src / "cut.mp4"
     whole = make_clip(tmp_path / "whole.mp4", n=10)
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])

@@ -356,8 +356,8 @@ def test_empty_file(tmp_path: Path) -> None:
         deblur_video(tmp_path / "empty.mp4", tmp_path / "out.mp4", identity)
 
 
-def test_audio_only_file(tmp_path: Path) -> None:
-    path = tmp_path / "sound.mp4"
+def make_audio_only(path: Path) -> Path:
+    """A file with five frames of silent mono AAC and no video stream."""
     out = av.open(str(path), "w")
     a = out.add_stream("aac", rate=48000)
     a.layout = "mono"
@@ -367,6 +367,11 @@ def test_audio_only_file(tmp_path: Path) -> None:
         out.mux(a.encode(af))
     out.mux(a.encode(None))
     out.close()
+    return path
+
+
+def test_audio_only_file(tmp_path: Path) -> None:
+    path = make_audio_only(tmp_path / "sound.mp4")
     with pytest.raises(VideoError) as e:
         deblur_video(path, tmp_path / "out.mp4", identity)
     assert one_line(e) == f"{path}: no video stream (an audio-only file)"
