@@ -37,16 +37,6 @@ def cpu_has_bf16() -> bool:
     return any(f in cpu_flags() for f in BF16_FLAGS)
 
 
-def cpu_bf16_kind() -> str | None:
-    """``"amx"``, ``"avx512_bf16"`` or ``None``: what ``--precision auto`` found (for messages)."""
-    flags = cpu_flags()
-    if "amx_bf16" in flags:
-        return "amx"
-    if "avx512_bf16" in flags:
-        return "avx512_bf16"
-    return None
-
-
 def available_cores() -> int:
     """Cores this process may run on (its affinity mask where the OS has one)."""
     try:
