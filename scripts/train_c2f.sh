@@ -7,12 +7,15 @@
 # - Data: scripts/make_720p_sets.py writes OUT/data/train1280 (27 Debian photos, long side 1280 px) and
 #   the held-out sets OUT/data/heldout720-g1.0 and -g2.2 (24 frames of 1280x720 from 8 other photos,
 #   streaks 20-120 px, averaged in stored values and in linear light). Urban100 and Sun-Hays80 photos
-#   are trained on as they are (up to 1024 px).
+#   are trained on as they are (up to 1024 px). `deblur make-pairs` makes 15 real pairs from each of
+#   four of the shared videos (OUT/data/video-train); shaky_handheld.mp4 stays held out.
 # - Recipe: content loss only (the GAN lost 0.9-2.6 dB in the ablation, README), L1 + 0.1 FFT,
 #   Adam 2e-4 with the generator's gradient clipped to norm 10 (typical norms are 3-15; at 5e-4
 #   without clipping one bad batch undid ~1000 steps), batch 4 of 256 px crops, streaks up to
-#   120 px, camera gamma drawn per crop in [1.0, 2.2] (so that blur averaged in stored values is not
-#   darkened), bf16 on bf16 CPUs, one compute thread (THREADS) and one loader worker.
+#   120 px, camera gamma 1.0 or 2.2 per crop, half and half (blur averaged in stored values, as in
+#   GoPro's blur/ and Levin's set, and in linear light; a uniform draw on [1.0, 2.2] is mostly > 1
+#   and taught the model to darken), bf16 on bf16 CPUs, one compute thread (THREADS) and one loader
+#   worker.
 # - Continuing: with checkpoints in OUT/train/checkpoints the run resumes exactly (--resume; STEPS
 #   may be raised). Without them (a new machine), a new run starts from INIT, by default the
 #   committed work-in-progress weights training/c2f-s.safetensors (a fresh optimiser and schedule);
@@ -27,6 +30,9 @@ DEBLUR=${DEBLUR:-deblur}
 here=$(cd "$(dirname "$0")" && pwd)
 
 [ -d "$OUT/data/heldout720-g2.2" ] || python "$here/make_720p_sets.py" --data "$DATA" --out "$OUT/data"
+v="$DATA/videos"
+[ -f "$OUT/data/video-train/pairs.jsonl" ] || "$DEBLUR" make-pairs "$v/office_meeting_stock.mp4" "$v/shaky_forest_walk.mp4" \
+  "$v/slow_traffic_small.mp4" "$v/vtest.avi" -o "$OUT/data/video-train" --samples 15 --seed 0
 
 train="$OUT/train"
 start=()
@@ -36,8 +42,9 @@ elif [ -n "$INIT" ] && [ -f "$INIT" ]; then
   start=(--init "$INIT")
 fi
 "$DEBLUR" train --data "$OUT/data/train1280" --data "$DATA/sharp/urban100_subset" --data "$DATA/sharp/sun_hays80" \
+  --data "$OUT/data/video-train" \
   --out "$train" --arch c2f --hparam width=16 --hparam levels=4 --hparam blocks=1 --hparam middle_blocks=2 --hparam scales=3 \
-  --no-gan --content l1fft --lr 2e-4 --clip-grad 10 --batch-size 4 --crop 256 --max-blur 120 --gamma 1.0-2.2 \
+  --no-gan --content l1fft --lr 2e-4 --clip-grad 10 --batch-size 4 --crop 256 --max-blur 120 --gamma 1.0,2.2 \
   --steps "$STEPS" --threads "$THREADS" --workers 1 --save-every 100 --val-every 100 --val-count 16 --seed 0 \
   "${start[@]}"
 

@@ -128,3 +128,21 @@ def test_validation_count_and_crop(tmp_path: Path) -> None:
     val = load_validation(src.val, count=3, crop=0, multiple=16)
     assert len(val) == 3
     assert all(b.shape == (32, 48, 3) for _, b, _ in val)  # whole image rounded down to x16
+
+
+def test_gamma_set_draws_each_value_equally_often(tmp_path: Path) -> None:
+    """``gamma_set`` draws one of its values per crop: over many crops both kinds of blur appear,
+    about half and half. A gamma-1.0 crop keeps the mean level (|shift| < 0.01 here), a gamma-2.2
+    crop brightens it (> 0.02 here: averaging in linear light, Jensen)."""
+    _write(tmp_path / "p.png", textured_rgb(96, 96, seed=4))
+    items = [Item(sharp=tmp_path / "p.png", name="p")]
+    mixed = TrainDataset(items, crop=48, seed=3, flip=False, max_blur=16, gamma=(1.0, 2.2), gamma_set=(1.0, 2.2))
+    shifts = []
+    for epoch in range(40):
+        mixed.set_epoch(epoch)
+        blurred, sharp = mixed.sample(0)
+        shifts.append(float(blurred.mean() - sharp.mean()))
+    kept = sum(abs(x) < 0.01 for x in shifts)
+    brightened = sum(x > 0.02 for x in shifts)
+    assert kept + brightened == 40, shifts  # each crop is one kind or the other, not in between
+    assert 10 <= kept <= 30, shifts  # both kinds, roughly half and half

@@ -266,7 +266,7 @@ def test_cli_refuses_before_starting(pairs_dir: Path, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "no such folder" in r.output
     r = runner.invoke(app, [*base, "--hparam", "ngf"])
     assert r.exit_code == 2
-    for bad in ("2.2-1.0", "x", "-1", "0"):
+    for bad in ("2.2-1.0", "x", "-1", "0", "1.0,x", "1.0,0", "1.0,inf", "1.0-2.2,3"):
         r = runner.invoke(app, [*base, "--gamma", bad])
         assert r.exit_code == 2 and "--gamma" in r.output, (bad, r.output)
     # NumPy refuses negative seeds: a usage error before anything is written, not a traceback

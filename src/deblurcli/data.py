@@ -153,12 +153,18 @@ def _synthesize(
     rng: np.random.Generator,
     max_blur: float,
     gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA),
+    gamma_set: tuple[float, ...] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     from deblurcli.pairs import synthesize_from_still
 
     lo, hi = gamma
-    # A fixed gamma draws nothing, so runs without a range keep their exact random streams.
-    g = lo if lo == hi else float(rng.uniform(lo, hi))
+    if gamma_set:
+        # One of a few values, each equally often: blur averaged in stored values (1.0) and in
+        # linear light (2.2) are met equally, which a uniform draw on [1.0, 2.2] (mostly > 1) is not.
+        g = float(gamma_set[int(rng.integers(len(gamma_set)))])
+    else:
+        # A fixed gamma draws nothing, so runs without a range keep their exact random streams.
+        g = lo if lo == hi else float(rng.uniform(lo, hi))
     s = synthesize_from_still(np.ascontiguousarray(sharp_crop, dtype=np.float32), rng, max_blur=max_blur, gamma=g)
     return s.blurred, s.sharp
 
@@ -191,11 +197,13 @@ class TrainDataset:
         max_blur: longest streak of synthetic blur, px at crop size (photo sources).
         gamma: (low, high) camera-response gamma of the synthetic blur, drawn uniformly per crop
             (equal values: fixed; the paper's is 2.2).
+        gamma_set: when given, the gamma is drawn per crop from these values instead, each equally
+            often (``gamma`` is then ignored).
     """
 
     def __init__(
         self, items: list[Item], *, crop: int, seed: int = 0, flip: bool = True, max_blur: float = 60.0,
-        gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA),
+        gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA), gamma_set: tuple[float, ...] = (),
     ) -> None:
         if crop < 16:
             raise ValueError(f"crop must be at least 16 px, got {crop}")
@@ -205,6 +213,7 @@ class TrainDataset:
         self.flip = flip
         self.max_blur = max_blur
         self.gamma = gamma
+        self.gamma_set = tuple(gamma_set)
         self.epoch = 0
         # Decoded sharp photos (as stored), see preload().
         self._photos: dict[Path, Image] = {}
@@ -258,7 +267,7 @@ class TrainDataset:
                 sharp = _pad_to(photo.rgb_float(), c)
                 y, x = rng.integers(0, sharp.shape[0] - c + 1), rng.integers(0, sharp.shape[1] - c + 1)
                 sharp = sharp[y : y + c, x : x + c]
-            blurred, sharp = _synthesize(sharp, rng, self.max_blur, self.gamma)
+            blurred, sharp = _synthesize(sharp, rng, self.max_blur, self.gamma, self.gamma_set)
         else:
             blurred, sharp = load_pair(item)
             blurred, sharp = _pad_to(blurred, c), _pad_to(sharp, c)

@@ -137,16 +137,26 @@ def _render_training(cfg: "object", json_out: bool) -> dict:
     return result
 
 
-def _parse_gamma(text: str) -> tuple[float, float]:
-    """``"2.2"`` -> (2.2, 2.2); ``"1.0-2.2"`` -> (1.0, 2.2); anything else is a usage error (exit 2)."""
-    parts = text.split("-")
+def _parse_gamma(text: str) -> tuple[tuple[float, float], tuple[float, ...]]:
+    """``"2.2"`` -> fixed; ``"1.0-2.2"`` -> a range; ``"1.0,2.2"`` -> a set of values.
+
+    Returns ((low, high), set) for :class:`TrainConfig`'s ``gamma`` and ``gamma_set`` (the set is
+    empty unless values were listed). Anything else is a usage error (exit 2).
+    """
+    usage = f"--gamma {text!r}: give one positive number (2.2), a range LOW-HIGH (1.0-2.2) or values G,G,... (1.0,2.2)"
+    listed = "," in text
+    parts = text.split(",") if listed else text.split("-")
     try:
         values = [float(p) for p in parts]
     except ValueError:
-        values = []
-    if len(values) not in (1, 2) or not (0 < values[0] <= values[-1]) or not all(math.isfinite(v) for v in values):
-        raise _fail(f"--gamma {text!r}: give one positive number (2.2) or a range LOW-HIGH (1.0-2.2)", 2)
-    return values[0], values[-1]
+        raise _fail(usage, 2) from None
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise _fail(usage, 2)
+    if listed:
+        return (min(values), max(values)), tuple(values)
+    if len(values) not in (1, 2) or values[0] > values[-1]:
+        raise _fail(usage, 2)
+    return (values[0], values[-1]), ()
 
 
 DataOpt = Annotated[
@@ -188,10 +198,11 @@ ValFractionOpt = Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of 
 TrainGammaOpt = Annotated[
     str,
     typer.Option(
-        metavar="G|LOW-HIGH",
+        metavar="G|LOW-HIGH|G,G,...",
         help="Camera-response gamma of that synthetic blur (frames averaged in linear light x^G): one value "
-        "(2.2, the paper's) or a range drawn per crop, e.g. 1.0-2.2, so that the model also meets blur that "
-        "was not made in linear light (Levin et al.'s set). Validation always uses 2.2.",
+        "(2.2, the paper's), a range drawn per crop (1.0-2.2), or values drawn per crop, each equally often "
+        "(1.0,2.2: blur averaged in stored values as in GoPro's blur/ and Levin's set, and in linear light). "
+        "Validation always uses 2.2.",
     ),
 ]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in OUT/checkpoints (model, optimisers, step, RNG; the recipe comes from the checkpoint).")]
@@ -258,6 +269,7 @@ def train(
             raise _fail(f"--gpus needs CUDA, but --device is {device}", 2)
         device = "cuda"
     nproc = gpus or procs or 1
+    gamma_range, gamma_set = _parse_gamma(gamma)
     cfg = TrainConfig(
         data=[str(d) for d in data],
         out=str(out_dir),
@@ -291,7 +303,8 @@ def train(
         val_crop=val_crop,
         val_fraction=val_fraction,
         max_blur=max_blur,
-        gamma=_parse_gamma(gamma),
+        gamma=gamma_range,
+        gamma_set=gamma_set,
         keep=keep,
         resume=resume,
         init=init,

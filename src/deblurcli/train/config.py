@@ -34,6 +34,7 @@ RECIPE_FIELDS = (
     "seed",
     "max_blur",
     "gamma",
+    "gamma_set",
     "val_fraction",
     "clip_grad",
 )
@@ -84,6 +85,8 @@ class TrainConfig:
         max_blur: longest synthetic streak (px at crop size) for photo sources.
         gamma: (low, high) camera-response gamma of that synthetic blur, drawn per crop (equal
             values: fixed). Validation always uses 2.2, so runs stay comparable.
+        gamma_set: when given, the gamma is drawn per crop from these values, each equally often
+            (``gamma`` is then their (min, max), for display).
         keep: checkpoints kept (older ones are deleted; 0 = keep all).
         resume: continue from the newest checkpoint in ``OUT/checkpoints``.
         init: start the generator from these weights (a ``.safetensors`` file, a registered name or
@@ -126,6 +129,7 @@ class TrainConfig:
     val_fraction: float = 0.05
     max_blur: float = 60.0
     gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA)
+    gamma_set: tuple[float, ...] = ()
     keep: int = 3
     resume: bool = False
     init: Optional[str] = None
@@ -135,6 +139,7 @@ class TrainConfig:
         d = asdict(self)
         d["betas"] = list(self.betas)
         d["gamma"] = list(self.gamma)
+        d["gamma_set"] = list(self.gamma_set)
         return d
 
     @classmethod
@@ -142,7 +147,7 @@ class TrainConfig:
         """Inverse of :meth:`to_json`; unknown keys are ignored (older/newer checkpoints)."""
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
-        for key in ("betas", "gamma"):
+        for key in ("betas", "gamma", "gamma_set"):
             if key in kw:
                 kw[key] = tuple(kw[key])
         return cls(**kw)
@@ -157,6 +162,8 @@ class TrainConfig:
             raise TrainError("give --steps or --epochs")
         if not (0 < self.gamma[0] <= self.gamma[1]):
             raise TrainError(f"--gamma needs 0 < LOW <= HIGH, got {self.gamma[0]:g}-{self.gamma[1]:g}")
+        if any(not (math.isfinite(g) and g > 0) for g in self.gamma_set):
+            raise TrainError(f"--gamma values must be positive numbers, got {','.join(f'{g:g}' for g in self.gamma_set)}")
         if self.steps is not None and self.steps < 1 or self.epochs is not None and self.epochs < 1:
             raise TrainError("--steps/--epochs must be at least 1")
         if self.crop < 16:
