@@ -37,6 +37,7 @@ PACKAGE_ORDER = {
     "deblurcli.pairs": ["average", "stills", "detect", "config", "store", "video", "make"],
     "deblurcli.cli": ["exits", "options", "app", "score", "fix_video", "fix", "models", "make_pairs", "evaluate", "train"],
     "deblurcli.train": ["config", "checkpoint", "distributed", "preflight", "curves", "loop"],
+    "deblurcli.video": ["formats", "frames", "writer", "deblur"],
 }
 
 
