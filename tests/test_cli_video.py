@@ -41,8 +41,19 @@ def test_mixed_folder_photo_and_clip_with_audio_then_resume(tiny_model: Path, tm
     assert len(_times(dst)) == 10 and _times(dst) == pytest.approx(_times(clip), abs=1e-6)
     assert audio_packets(dst) == audio_packets(clip)
     assert (out / "photo.png").is_file() and (out / "photo_compare.png").is_file()
-    assert not (out / "sub" / "clip_compare.mp4").exists()
-    assert stderr.count("--compare applies to photos only") == 1
+    # The video's side-by-side copy: twice as wide, same frames, times and sound.
+    cmp = out / "sub" / "clip_compare.mp4"
+    assert v["compare"] == str(cmp)
+    t_cmp, rgb_cmp, _ = video_frames(cmp)
+    assert t_cmp == pytest.approx(_times(clip), abs=1e-6) and rgb_cmp[0].shape == (48, 128, 3)
+    assert audio_packets(cmp) == audio_packets(clip)
+    _, rgb_clip, _ = video_frames(clip)
+    _, rgb_out, _ = video_frames(dst)
+    # Input on the left, result on the right (the tiny random model's noisy result: both files are
+    # lossy encodings of it, ~6 levels apart; the input is ~3x farther).
+    left, right = rgb_cmp[3][:, :64].astype(int), rgb_cmp[3][:, 64:].astype(int)
+    assert np.abs(left - rgb_clip[3]).mean() < 3
+    assert np.abs(right - rgb_out[3]).mean() < 0.5 * np.abs(right - rgb_clip[3]).mean()
     assert "clip.mp4  blur score" in stderr and "(10 frames," in stderr
     assert_no_temp(out / "sub")
 

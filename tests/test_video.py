@@ -291,6 +291,81 @@ def test_the_shared_real_video(tmp_path: Path, shared_data: Path) -> None:
         assert c.metadata.get("creation_time") == "2020-07-08T18:26:41.000000Z"
 
 
+# --- the side-by-side video (--compare) -------------------------------------------------------------
+
+
+def invert(x):  # noqa: ANN001, ANN201 - a deblur callable whose result cannot be mistaken for its input
+    return 1.0 - x
+
+
+def on_screen(rgb: np.ndarray, matrix: list[int] | None) -> np.ndarray:
+    """The picture a player shows: FFmpeg's display matrix maps a stored pixel (p, q) to
+    (a*p + c*q, b*p + d*q) on screen (libavutil/display.h), moved to start at (0, 0)."""
+    if not matrix:
+        return rgb
+    a, b, c, d = (round(v / 65536) for v in (matrix[0], matrix[1], matrix[3], matrix[4]))
+    h, w = rgb.shape[:2]
+    q, p = np.mgrid[0:h, 0:w]
+    x, y = a * p + c * q, b * p + d * q
+    x, y = x - x.min(), y - y.min()
+    out = np.zeros((y.max() + 1, x.max() + 1, 3), rgb.dtype)
+    out[y, x] = rgb
+    return out
+
+
+def display_matrix_of(frame) -> list[int] | None:  # noqa: ANN001
+    sd = next((sd for sd in frame.side_data if sd.type.name == "DISPLAYMATRIX"), None)
+    return None if sd is None else [int(v) for v in np.frombuffer(bytes(sd), dtype=np.int32)[:9]]
+
+
+@pytest.mark.parametrize("rotation", [None, (-90, False), (90, False), (180, False), (-90, True), (0, True)],
+                         ids=["none", "portrait-cw", "portrait-ccw", "upside-down", "cw-flipped", "mirrored"])
+def test_compare_shows_input_left_and_result_right_on_screen(tmp_path: Path, rotation: tuple[int, bool] | None) -> None:
+    """The compare video keeps timing, audio and the display matrix, and on screen (the matrix
+    applied as FFmpeg defines it) shows each input frame on the left and its result on the right."""
+    src = make_clip(tmp_path / "clip.mov", n=6, rotation=rotation)
+    dst, cmp = tmp_path / "out.mov", tmp_path / "out_compare.mov"
+    r = deblur_video(src, dst, invert, crf=1, encoder_options=FAST, compare=cmp)
+    assert r.compare == str(cmp) and r.row()["compare"] == str(cmp)
+    t_in, rgb_in, f_in = video_frames(src)
+    t_cmp, rgb_cmp, f_cmp = video_frames(cmp)
+    assert t_cmp == pytest.approx(t_in, abs=1e-9) and len(t_cmp) == 6
+    assert audio_packets(cmp) == audio_packets(src) == audio_packets(dst)
+    matrix = display_matrix_of(f_in[0])
+    assert display_matrix_of(f_cmp[0]) == matrix
+    for stored_in, stored_cmp in zip(rgb_in, rgb_cmp):
+        shown_in, shown_cmp = on_screen(stored_in, matrix), on_screen(stored_cmp, matrix)
+        h, w = shown_in.shape[:2]
+        assert shown_cmp.shape == (h, 2 * w, 3)
+        left, right = shown_cmp[:, :w].astype(int), shown_cmp[:, w:].astype(int)
+        assert np.abs(left - shown_in).mean() < 3  # the input, within the codec's loss
+        assert np.abs(right - (255 - shown_in.astype(int))).mean() < 3  # the result
+    assert_no_temp(tmp_path)
+
+
+def test_compare_failure_leaves_neither_file(tmp_path: Path) -> None:
+    """Interrupted while writing both: neither the output nor the compare video appears, and an
+    existing output is kept."""
+    src = make_clip(tmp_path / "clip.mp4", n=12, audio=())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "clip.mp4").write_bytes(b"previous")
+    calls = []
+
+    def interrupted(x):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return x
+
+    with pytest.raises(KeyboardInterrupt):
+        deblur_video(src, out / "clip.mp4", interrupted, batch=4, encoder_options=FAST, compare=out / "clip_compare.mp4")
+    assert sorted(p.name for p in out.iterdir()) == ["clip.mp4"] and (out / "clip.mp4").read_bytes() == b"previous"
+    with pytest.raises(VideoError, match="cannot write a video with extension '.png'"):
+        deblur_video(src, out / "x.mp4", identity, compare=out / "x_compare.png")
+    assert sorted(p.name for p in out.iterdir()) == ["clip.mp4"]
+
+
 # --- choosing the output container ------------------------------------------------------------------
 
 

@@ -62,7 +62,7 @@ ForceOpt = Annotated[
 ]
 CompareOpt = Annotated[
     bool,
-    typer.Option("--compare", help="Also write NAME_compare.EXT: the input and the result side by side (photos only)."),
+    typer.Option("--compare", help="Also write NAME_compare.EXT: the input and the result side by side (for a video, a second video: each frame's input left, result right as it plays, same timing and sound)."),
 ]
 CrfOpt = Annotated[
     int,
@@ -120,7 +120,7 @@ def fix(
     """
     from rich.progress import TextColumn
 
-    from deblurcli.console import emit_json, err, error_line, progress_bar, warn_line
+    from deblurcli.console import emit_json, err, error_line, progress_bar
     from deblurcli.images import EXTENSIONS
     from deblurcli.inputs import expand_inputs
     from deblurcli.registry import DEFAULT_MODEL
@@ -136,8 +136,6 @@ def fix(
         problem = codec_problem(codec)
         if problem:
             raise _fail(problem, 2)
-    if videos and compare:
-        warn_line("--compare applies to photos only: videos are written without a side-by-side copy")
     input_paths = {i.path.resolve() for i in items if not i.error}
     fmt = None if out_format is OutFormat.keep else out_format.value.upper()
     targets = _plan_outputs(items, output, suffix, _FORMAT_EXT[out_format.value] if fmt else None, compare, codec)
@@ -181,7 +179,8 @@ def fix(
                     error_line(str(e))
                     raise typer.Exit(_setup_exit_code(e)) from None
                 if is_video(item.path):
-                    video = deblur_video_file(d, item, target, progress, tiles, codec=codec, crf=crf, frames=frame_range)
+                    video = deblur_video_file(d, item, target, progress, tiles, codec=codec, crf=crf, frames=frame_range,
+                                              compare=_compare_path(target) if compare else None)
                 else:
                     video = None
                     image, before, after, seconds = _deblur_file(d, item, target, progress, tiles, fmt, quality, compare)
@@ -345,8 +344,8 @@ def _plan_outputs(
     work: a video FFmpeg cannot read, a name too long for the file system, or a name that an earlier
     input of the same run already writes (``c1/x.png`` and ``c2/x.png`` into one -o, or ``x.mts``
     and ``x.mp4``, both written as ``x.mp4``), which would be skipped or, with --force, silently
-    overwritten. A video's extension is :func:`deblurcli.video.output_suffix`'s (--format and
-    --compare are for photos)."""
+    overwritten. A video's extension is :func:`deblurcli.video.output_suffix`'s (--format is for
+    photos)."""
     import os
 
     from deblurcli.inputs import name_problem
@@ -364,10 +363,9 @@ def _plan_outputs(
             if unreadable:
                 plan[id(item)] = (target, unreadable)
                 continue
-            written = [target]
         else:
             target = output / rel.parent / f"{rel.stem}{suffix}{ext or rel.suffix}"
-            written = [target] + ([target.with_name(f"{target.stem}_compare{target.suffix}")] if compare else [])
+        written = [target] + ([_compare_path(target)] if compare else [])
         problem = next((p for p in map(name_problem, written) if p), None)
         if problem:
             problem += " (use a shorter --suffix, or rename the input)"
@@ -395,6 +393,11 @@ def _escape(text: str) -> str:
 
 
 
+def _compare_path(target: Path) -> Path:
+    """Where --compare writes the side-by-side copy of ``target``: TARGET_compare.EXT beside it."""
+    return target.with_name(f"{target.stem}_compare{target.suffix}")
+
+
 def _write_compare(before, after, target: Path, fmt: Optional[str], quality: int) -> None:  # type: ignore[no-untyped-def]
     """Write the input and the result side by side (alpha dropped) as TARGET_compare.EXT."""
     from dataclasses import replace
@@ -404,7 +407,7 @@ def _write_compare(before, after, target: Path, fmt: Optional[str], quality: int
     from deblurcli.images import write_image
 
     both = np.concatenate([before.pixels, after.pixels], axis=1)
-    write_image(target.with_name(f"{target.stem}_compare{target.suffix}"), replace(after, pixels=both, alpha=None),
+    write_image(_compare_path(target), replace(after, pixels=both, alpha=None),
                 format=fmt, quality=quality)
 
 

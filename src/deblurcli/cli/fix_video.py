@@ -57,9 +57,10 @@ def video_suffix(path: Path, codec: str) -> tuple[str, Optional[str]]:
 
 
 def deblur_video_file(d: Any, item: Any, target: Path, progress: Any, task: Any, *, codec: str, crf: int,
-                      frames: Optional[tuple[int, Optional[int]]]) -> Any:
-    """Deblur one video into ``target`` with the Deblurrer ``d``, rendering frames done / total,
-    fps, ETA and the blur score before -> after on ``task``; returns the :class:`VideoResult`."""
+                      frames: Optional[tuple[int, Optional[int]]], compare: Optional[Path] = None) -> Any:
+    """Deblur one video into ``target`` (and its side-by-side copy into ``compare``) with the
+    Deblurrer ``d``, rendering frames done / total, fps, ETA and the blur score before -> after on
+    ``task``; returns the :class:`VideoResult`."""
     from deblurcli.errors import DeblurError
     from deblurcli.video import VideoProgress, deblur_video
 
@@ -74,7 +75,8 @@ def deblur_video_file(d: Any, item: Any, target: Path, progress: Any, task: Any,
     except OSError as e:
         raise DeblurError(f"{item.path}: cannot create folder {target.parent}: {e.strerror or e}") from None
     try:
-        return deblur_video(item.path, target, d.deblur, codec=codec, crf=crf, frames=frames, on_progress=on_progress)
+        return deblur_video(item.path, target, d.deblur, codec=codec, crf=crf, frames=frames, on_progress=on_progress,
+                            compare=compare)
     except (MemoryError, RuntimeError) as e:
         if isinstance(e, RuntimeError) and "out of memory" not in str(e).lower():
             raise

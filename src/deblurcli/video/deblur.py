@@ -75,6 +75,7 @@ class VideoResult:
         rotation: counter-clockwise display rotation in degrees (0 when none).
         audio_streams: number of audio streams copied; audio_codecs: their codec names.
         sample_every: every how many frames the blur score was sampled.
+        compare: the side-by-side video written (``compare=`` of :func:`deblur_video`), or ``None``.
         blur_before, blur_after: blur score (see :mod:`deblurcli.blur`) of each sampled frame, before
             and after ``deblur_frames`` (the frame handed to the encoder, before lossy encoding).
     """
@@ -94,6 +95,7 @@ class VideoResult:
     audio_streams: int = 0
     audio_codecs: list[str] = field(default_factory=list)
     sample_every: int = 1
+    compare: str | None = None
     blur_before: list[float] = field(default_factory=list)
     blur_after: list[float] = field(default_factory=list)
 
@@ -133,6 +135,7 @@ def deblur_video(
     samples: int = 16,
     encoder_options: dict[str, str] | None = None,
     on_progress: Callable[[VideoProgress], None] | None = None,
+    compare: str | Path | None = None,
 ) -> VideoResult:
     """Deblur every frame of a video, keeping audio, timestamps, rotation, colour tags and metadata.
 
@@ -156,6 +159,10 @@ def deblur_video(
         samples: about how many frames (spread evenly over the range) get a blur score.
         encoder_options: extra FFmpeg encoder options (e.g. ``{"preset": "slow"}``).
         on_progress: called with a :class:`VideoProgress` after each batch and at the end.
+        compare: also write this file (same rules as ``dst``, written the same way): each frame's
+            input and result side by side, input on the left as the video is displayed (for a
+            rotated video the halves are stacked so that its rotation puts them side by side),
+            with the same timestamps, audio, codec and tags.
 
     Returns:
         A :class:`VideoResult`.
@@ -174,19 +181,20 @@ def deblur_video(
         raise ValueError(f"batch and samples must be at least 1, got {batch} and {samples}")
     t_start = time.perf_counter()
     enc = encoder_for(codec)
-    muxer = MUXERS.get(dst.suffix.lower())
-    if muxer is None:
-        raise VideoError(f"{dst}: cannot write a video with extension {dst.suffix!r} (use {', '.join(sorted(MUXERS))})")
-    if not dst.parent.is_dir():
-        raise VideoError(f"{dst}: output folder {dst.parent} does not exist")
+    outputs = [dst] if compare is None else [dst, Path(compare)]
+    for out in outputs:
+        _check_output(out, src, codec, enc)
     probe = probe_video(src)
     n = len(probe.pts)
     first, end = _frame_range(frames, n, src)
-    if not container_holds(muxer, [enc.name, *probe.audio_codecs]):
-        held = ", ".join([enc.canonical_name, *probe.audio_codecs])
-        raise VideoError(f"{dst}: the {muxer} container cannot hold {held} (use {output_suffix(src, codec)})")
+    for out in outputs:
+        muxer = MUXERS[out.suffix.lower()]
+        if not container_holds(muxer, [enc.name, *probe.audio_codecs]):
+            held = ", ".join([enc.canonical_name, *probe.audio_codecs])
+            raise VideoError(f"{out}: the {muxer} container cannot hold {held} (use {output_suffix(src, codec)})")
 
-    result = VideoResult(source=str(src), path=str(dst), frame_range=[first, end], codec=enc.name, container=muxer)
+    result = VideoResult(source=str(src), path=str(dst), frame_range=[first, end], codec=enc.name,
+                         container=MUXERS[dst.suffix.lower()], compare=None if compare is None else str(compare))
     every = result.sample_every = max(1, math.ceil((end - first) / samples))
     tb = probe.time_base
     # A range starts at time 0: shift video and audio by the first frame's time.
@@ -195,36 +203,43 @@ def deblur_video(
     offset_pts = probe.pts[first] if frames is not None else 0
 
     container = open_video(src)
-    writer: Writer | None = None
+    writers: list[Writer] = []
     try:
         vin = container.streams.video[0]
         vin.thread_type = "AUTO"  # FFmpeg's frame/slice threads; frames still come out in order
         ain = list(container.streams.audio)
-        writer = Writer(dst, muxer)
         colour = Colour.of(probe.first)
         matrix = display_matrix(probe.first, vin)
         result.rotation = matrix_rotation(matrix)
-        result.width, result.height = probe.first.width, probe.first.height
-        setup_output(writer, container, vin, ain, enc, probe, colour, matrix, crf, encoder_options, src, dst)
+        w, h = result.width, result.height = probe.first.width, probe.first.height
+        layout = _side_by_side(matrix)
+        for k, out in enumerate(outputs):
+            writers.append(Writer(out, MUXERS[out.suffix.lower()]))
+            size = None if k == 0 else (2 * w, h) if layout in ("io", "oi") else (w, 2 * h)
+            setup_output(writers[-1], container, vin, ain, enc, probe, colour, matrix, crf, encoder_options, src, out, size)
         result.audio_streams, result.audio_codecs = len(ain), list(probe.audio_codecs)
 
         pump = _Pump(
-            src=src, writer=writer, deblur_frames=deblur_frames, colour=colour, result=result, first=first,
+            src=src, writers=writers, layout=layout, deblur_frames=deblur_frames, colour=colour, result=result, first=first,
             end=end, batch=batch, every=every, time_base=tb, offset_pts=offset_pts,
             t0=t0 if frames is not None else None, t_end=t_end, size=(probe.first.width, probe.first.height),
             on_progress=on_progress, t_start=t_start,
         )
         pump.run(container, vin, ain)
-        try:
-            writer.mux(writer.video.encode(None))
-            writer.commit()
-        except av.FFmpegError as e:
-            raise VideoError(f"{dst}: encoding failed ({ffmpeg_reason(e)})") from None
-        except OSError as e:
-            raise VideoError(f"{dst}: cannot write: {e.strerror or e}") from None
-        writer = None
+        for writer in writers:
+            try:
+                writer.mux(writer.video.encode(None))
+                writer.close()
+            except av.FFmpegError as e:
+                raise VideoError(f"{writer.dst}: encoding failed ({ffmpeg_reason(e)})") from None
+            except OSError as e:
+                raise VideoError(f"{writer.dst}: cannot write: {e.strerror or e}") from None
+        # Renamed into place only once every file is complete: a failure leaves none of them.
+        while writers:
+            writers[-1].commit()
+            writers.pop()
     except BaseException:
-        if writer is not None:
+        for writer in writers:
             writer.abort()
         raise
     finally:
@@ -238,13 +253,49 @@ def deblur_video(
 
 
 
+def _check_output(dst: Path, src: Path, codec: str, enc: Any) -> None:
+    """Raise :class:`VideoError` if ``dst`` cannot be written: an extension without a muxer, a
+    missing folder, or the input itself."""
+    if dst.suffix.lower() not in MUXERS:
+        raise VideoError(f"{dst}: cannot write a video with extension {dst.suffix!r} (use {', '.join(sorted(MUXERS))})")
+    if not dst.parent.is_dir():
+        raise VideoError(f"{dst}: output folder {dst.parent} does not exist")
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise VideoError(f"{dst}: is the input; write to another file")
+
+
+def _side_by_side(matrix: list[int] | None) -> str:
+    """How the compare video lays out input (i) and output (o) in the stored frame so that the input
+    shows on the left once a player applies the display matrix: ``"io"``/``"oi"`` left to right,
+    ``"i/o"``/``"o/i"`` top to bottom.
+
+    FFmpeg's matrix maps a stored point (p, q) to (a*p + c*q, b*p + d*q) on screen (both with y
+    down): the stored axis whose image is horizontal on screen is the one to lay the halves along,
+    and the sign says which end lands on the left. A phone's portrait video (a 90 degree clockwise
+    turn at playback) shows its stored bottom on the left, so the input goes at the bottom.
+    """
+    if not matrix:
+        return "io"
+    a, b, c = matrix[0], matrix[1], matrix[3]
+    if abs(a) >= abs(b):  # stored rows stay horizontal on screen
+        return "io" if a > 0 else "oi"
+    return "i/o" if c > 0 else "o/i"
+
+
+def _compose(layout: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Input ``a`` and output ``b`` (H, W, 3) in one frame, laid out as :func:`_side_by_side` says."""
+    first, second = (a, b) if layout in ("io", "i/o") else (b, a)
+    return np.concatenate([first, second], axis=1 if layout in ("io", "oi") else 0)
+
+
 @dataclass
 class _Pump:
     """The decoding loop of :func:`deblur_video`: demux, decode the range's frames into batches,
     deblur and encode each batch, copy audio packets; fills ``result.frames`` and ``duration``."""
 
     src: Path
-    writer: Writer
+    writers: list[Writer]  # the output, and the side-by-side video if one is written
+    layout: str  # of the side-by-side video, see _side_by_side
     deblur_frames: DeblurFrames
     colour: Colour
     result: VideoResult
@@ -271,7 +322,7 @@ class _Pump:
         try:
             for packet in container.demux(vin, *ain):
                 if packet.stream.type == "audio":
-                    mux_audio(packet, self.writer, tb_offset=self.t0, t_end=self.t_end, left=audio_left)
+                    mux_audio(packet, self.writers, tb_offset=self.t0, t_end=self.t_end, left=audio_left)
                 elif self.index < self.end - 1:
                     for frame in packet.decode():
                         self.frame(frame)
@@ -309,7 +360,7 @@ class _Pump:
             self.flush()
 
     def flush(self) -> None:
-        _encode_batch(self.pending, self.deblur_frames, self.writer, self.colour, self.every, self.result, self.src)
+        _encode_batch(self.pending, self.deblur_frames, self.writers, self.layout, self.colour, self.every, self.result, self.src)
         self.result.frames += len(self.pending)
         self.pending.clear()
         total = self.end - self.first
@@ -338,15 +389,13 @@ def _frame_range(frames: tuple[int, int | None] | None, n: int, src: Path) -> tu
 
 
 def _encode_batch(
-    pending: list[tuple[int, int, Any]], deblur_frames: DeblurFrames, writer: Writer | None, colour: Colour,
-    every: int, result: VideoResult, src: Path,
+    pending: list[tuple[int, int, Any]], deblur_frames: DeblurFrames, writers: list[Writer], layout: str,
+    colour: Colour, every: int, result: VideoResult, src: Path,
 ) -> None:
     """Run ``deblur_frames`` on a batch of (index in range, pts, RGB) frames, score the sampled ones,
-    encode and mux the results."""
-    import av
+    encode and mux the results (and, into a second writer, input and result side by side)."""
     import torch
 
-    assert writer is not None
     scale = colour.scale
     arr = np.stack([rgb for _, _, rgb in pending])
     x = torch.from_numpy(arr.astype(np.float32) / scale).permute(0, 3, 1, 2).contiguous()
@@ -355,27 +404,34 @@ def _encode_batch(
         raise VideoError(f"{src}: the deblur function returned {getattr(y, 'shape', type(y))}, expected {tuple(x.shape)}")
     dtype = np.uint16 if colour.high_depth else np.uint8
     out = (y.detach().float().cpu().clamp(0.0, 1.0) * scale).round().permute(0, 2, 3, 1).numpy().astype(dtype)
-    v = writer.video
-    sws_cs = colour.sws_colorspace()
     for k, (rel, pts, rgb) in enumerate(pending):
         if rel % every == 0:
             result.blur_before.append(_score(rgb))
             result.blur_after.append(_score(out[k]))
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(out[k]), format=colour.rgb_format)
-        yuv = frame.reformat(
-            format=v.pix_fmt, dst_colorspace=sws_cs, src_color_range=RANGE_JPEG,
-            dst_color_range=colour.color_range, interpolation=SWS_TO_YUV, threads=1,
-        )
-        # Tags travel with the frame too: some encoders take them from frames, not the context.
-        yuv.color_range = colour.color_range
-        yuv.colorspace, yuv.color_primaries, yuv.color_trc = colour.colorspace, colour.color_primaries, colour.color_trc
-        yuv.pts = pts
-        yuv.time_base = v.codec_context.time_base
-        try:
-            writer.mux(v.encode(yuv))
-        except av.FFmpegError as e:
-            raise VideoError(f"{writer.dst}: encoding with {v.codec_context.name} failed ({ffmpeg_reason(e)})") from None
+        _encode_frame(writers[0], out[k], pts, colour)
+        if len(writers) > 1:
+            _encode_frame(writers[1], _compose(layout, rgb, out[k]), pts, colour)
 
+
+def _encode_frame(writer: Writer, rgb: np.ndarray, pts: int, colour: Colour) -> None:
+    """Convert one RGB frame to the writer's pixel format (the input's matrix and range), encode and mux it."""
+    import av
+
+    v = writer.video
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=colour.rgb_format)
+    yuv = frame.reformat(
+        format=v.pix_fmt, dst_colorspace=colour.sws_colorspace(), src_color_range=RANGE_JPEG,
+        dst_color_range=colour.color_range, interpolation=SWS_TO_YUV, threads=1,
+    )
+    # Tags travel with the frame too: some encoders take them from frames, not the context.
+    yuv.color_range = colour.color_range
+    yuv.colorspace, yuv.color_primaries, yuv.color_trc = colour.colorspace, colour.color_primaries, colour.color_trc
+    yuv.pts = pts
+    yuv.time_base = v.codec_context.time_base
+    try:
+        writer.mux(v.encode(yuv))
+    except av.FFmpegError as e:
+        raise VideoError(f"{writer.dst}: encoding with {v.codec_context.name} failed ({ffmpeg_reason(e)})") from None
 
 
 def _score(rgb: np.ndarray) -> float:

@@ -51,23 +51,32 @@ class Writer:
             raise VideoError(f"{dst}: cannot write: {ffmpeg_reason(e)}") from None
         self.video: Any = None
         self.audio: dict[int, Any] = {}  # input stream index -> output stream
+        self.closed = False
 
     def mux(self, packets: Any) -> None:
         for p in packets:
             self.container.mux(p)
 
+    def close(self) -> None:
+        """Write the file's trailer (idempotent); it stays a temp file until :meth:`commit`."""
+        if not self.closed:
+            self.closed = True
+            self.container.close()
+
     def commit(self) -> None:
+        """Close the file, flush it to disk and rename it over ``dst``."""
         from deblurcli.images import new_file_mode
 
-        self.container.close()
+        self.close()
         with open(self.tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(self.tmp, new_file_mode(self.dst))
         os.replace(self.tmp, self.dst)
 
     def abort(self) -> None:
+        """Close (if not closed) and remove the temp file."""
         try:
-            self.container.close()
+            self.close()
         except Exception:  # noqa: BLE001 - closing a half-written file may fail; it is removed anyway
             pass
         self.tmp.unlink(missing_ok=True)
@@ -77,9 +86,11 @@ class Writer:
 def setup_output(
     writer: Writer, container: Any, vin: Any, ain: list[Any], enc: Any, probe: Probe, colour: Colour,
     matrix: list[int] | None, crf: int | None, encoder_options: dict[str, str] | None, src: Path, dst: Path,
+    size: tuple[int, int] | None = None,
 ) -> None:
-    """Add the output's video stream (same size, time base, colour tags, display matrix) and one
-    copied stream per input audio stream; copy container and stream tags."""
+    """Add the output's video stream (same size unless ``size`` (width, height) is given, time base,
+    colour tags, display matrix) and one copied stream per input audio stream; copy container and
+    stream tags."""
     import av
 
     out = writer.container
@@ -94,7 +105,7 @@ def setup_output(
         v = out.add_stream(enc.name, rate=rate, options=options)
     except (av.FFmpegError, ValueError) as e:
         raise VideoError(f"{dst}: cannot set up encoder {enc.name} ({ffmpeg_reason(e)})") from None
-    v.width, v.height = probe.first.width, probe.first.height
+    v.width, v.height = size or (probe.first.width, probe.first.height)
     v.pix_fmt = pix_fmt(enc, probe.first.format.name)
     # The encoder and the stream count in the input's time base, so every pts is carried over as is.
     v.time_base = probe.time_base
@@ -116,9 +127,11 @@ def setup_output(
 
 
 
-def mux_audio(packet: Any, writer: Writer, *, tb_offset: float | None, t_end: float, left: set[int]) -> None:
-    """Copy one audio packet if it starts before ``t_end``; with a range (``tb_offset`` seconds, the
-    range's start), only packets from there on, shifted to start at 0."""
+def mux_audio(packet: Any, writers: list[Writer], *, tb_offset: float | None, t_end: float, left: set[int]) -> None:
+    """Copy one audio packet into each of ``writers`` if it starts before ``t_end``; with a range
+    (``tb_offset`` seconds, the range's start), only packets from there on, shifted to start at 0."""
+    import av
+
     if packet.dts is None or packet.pts is None:
         left.discard(packet.stream.index)  # the end-of-stream flush packet
         return
@@ -135,6 +148,13 @@ def mux_audio(packet: Any, writer: Writer, *, tb_offset: float | None, t_end: fl
         shift = round(tb_offset / tb)
         packet.pts -= shift
         packet.dts -= shift
-    packet.stream = writer.audio[packet.stream.index]
-    writer.container.mux(packet)
-
+    index = packet.stream.index
+    # Muxing hands the packet's data to the muxer, so every writer but the last gets a copy.
+    for k, writer in enumerate(writers):
+        p = packet
+        if k < len(writers) - 1:
+            p = av.Packet(bytes(packet))
+            p.pts, p.dts, p.duration, p.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+            p.is_keyframe = packet.is_keyframe
+        p.stream = writer.audio[index]
+        writer.container.mux(p)
