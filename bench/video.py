@@ -6,7 +6,8 @@ The deblur callable is cheap and deterministic (a 3x3 sharpening convolution), s
 are what is measured; the last row times one forward pass of a registered model (random weights:
 speed does not depend on the values) on one frame, the cost the I/O adds to. The source is a
 synthetic clip with moving texture and an AAC track, written first (libx264 crf 18); the PNG files
-are its decoded frames, so both paths see the same pixels. On a shared machine compare ratios.
+are its decoded frames, so both paths see the same pixels. The video path is also timed with
+``compare=`` (the side-by-side video of ``deblur fix --compare``). On a shared machine compare ratios.
 
     python bench/video.py                          # 24 frames, model nafnet-s
     python bench/video.py --frames 48 --model ''   # no model row
@@ -100,6 +101,10 @@ def main() -> None:
         video_s = (time.perf_counter() - t0) / r.frames
 
         t0 = time.perf_counter()
+        r = deblur_video(src, d / "out2.mp4", fn, batch=args.batch, compare=d / "out2_compare.mp4")
+        compare_s = (time.perf_counter() - t0) / r.frames
+
+        t0 = time.perf_counter()
         files = sorted(pngs.iterdir())
         for p in files:
             image = read_image(p)
@@ -114,6 +119,7 @@ def main() -> None:
 
     rows = [
         ("video path (decode, RGB, callable, encode x264 crf 18, audio copy)", video_s),
+        ("video path + --compare (a second, 2x wide video)", compare_s),
         ("PNG path (read PNG, tensor, callable, write PNG)", png_s),
         ("the callable alone", call_s),
     ]
