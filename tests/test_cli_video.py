@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from conftest import textured_rgb
 from test_cli_fix import _json_lines, _run
-from test_video import assert_no_temp, audio_packets, make_audio_only, make_clip, video_frames
+from test_video import assert_no_temp, audio_packets, make_audio_only, make_clip, make_timecode_clip, video_frames
 
 
 def _times(path: Path) -> list[float]:
@@ -84,6 +84,14 @@ def test_frame_range(tiny_model: Path, tmp_path: Path) -> None:
     code, _, stderr = _run("fix", clip, "-o", tmp_path / "o2", "--model", tiny_model, "--frames", "20:")
     assert code == 1 and "frame range starts at 20, but the video has 10 frames" in stderr
     assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").iterdir())
+
+
+def test_streams_not_copied_are_said(tiny_model: Path, tmp_path: Path) -> None:
+    clip = make_timecode_clip(tmp_path / "tc.mov")
+    code, stdout, stderr = _run("fix", clip, "-o", tmp_path / "out", "--model", tiny_model, "--json")
+    assert code == 0, stderr
+    assert "not copied: #1 data (TimeCodeHandler)" in " ".join(stderr.split())  # rich wraps at 80 columns
+    assert _json_lines(stdout)[0]["dropped_streams"] == ["#1 data (TimeCodeHandler)"]
 
 
 def test_bad_videos_fail_alone(tiny_model: Path, tmp_path: Path) -> None:

@@ -291,6 +291,72 @@ def test_the_shared_real_video(tmp_path: Path, shared_data: Path) -> None:
         assert c.metadata.get("creation_time") == "2020-07-08T18:26:41.000000Z"
 
 
+# --- other streams ------------------------------------------------------------------------------------
+
+SRT = "1\n00:00:00,000 --> 00:00:00,100\nfirst\n\n2\n00:00:00,240 --> 00:00:00,400\nsecond\n\n3\n00:00:00,440 --> 00:00:00,460\nthird\n"
+
+
+def add_subtitles(clip: Path, srt_text: str, dst: Path) -> Path:
+    """``clip`` remuxed into ``dst`` (Matroska) with an SRT subtitle track made from ``srt_text``."""
+    srt = clip.with_suffix(".srt")
+    srt.write_text(srt_text)
+    with av.open(str(clip)) as cin, av.open(str(srt)) as sin, av.open(str(dst), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in cin.streams}
+        sub = out.add_stream_from_template(sin.streams.subtitles[0])
+        sub.metadata["language"] = "deu"
+        for p in cin.demux():
+            if p.dts is not None:
+                p.stream = streams[p.stream.index]
+                out.mux(p)
+        for p in sin.demux():
+            if p.size:
+                p.stream = sub
+                out.mux(p)
+    return dst
+
+
+def subtitle_packets(path: Path) -> list[tuple[float, bytes]]:
+    with av.open(str(path)) as c:
+        assert [s.metadata.get("language") for s in c.streams.subtitles] == ["deu"]
+        return [(round(float(p.pts * p.time_base), 3), bytes(p)) for p in c.demux(*c.streams.subtitles) if p.size]
+
+
+def test_subtitles_copied_and_cut_with_a_range(tmp_path: Path) -> None:
+    src = add_subtitles(make_clip(tmp_path / "plain.mkv", n=12), SRT, tmp_path / "clip.mkv")
+    r = deblur_video(src, tmp_path / "out.mkv", identity, encoder_options=FAST)
+    assert r.subtitle_codecs == ["srt"] and r.dropped_streams == []
+    assert subtitle_packets(tmp_path / "out.mkv") == subtitle_packets(src) == [(0.0, b"first"), (0.24, b"second"), (0.44, b"third")]
+    assert audio_packets(tmp_path / "out.mkv") == audio_packets(src)
+    # Frames 5-10 (0.20-0.40 s): the cue that starts inside, moved to the range's start; not the others.
+    deblur_video(src, tmp_path / "part.mkv", identity, frames=(5, 10), encoder_options=FAST)
+    assert subtitle_packets(tmp_path / "part.mkv") == [(0.04, b"second")]
+
+
+def make_timecode_clip(src: Path) -> Path:
+    """A QuickTime clip of 4 frames with a timecode: FFmpeg writes it as a data stream (tmcd)."""
+    out = av.open(str(src), "w")
+    v = out.add_stream("libx264", rate=25, options=FAST)
+    v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+    v.metadata["timecode"] = "01:02:03:04"
+    for i in range(4):
+        f = av.VideoFrame.from_ndarray(picture(i), format="rgb24")
+        f.pts = i
+        out.mux(v.encode(f))
+    out.mux(v.encode(None))
+    out.close()
+    return src
+
+
+def test_streams_not_written_are_named(tmp_path: Path) -> None:
+    """A QuickTime timecode track is a data stream: not copied, but named in the result; the video
+    stream's timecode tag is kept, from which the muxer writes a timecode track of its own."""
+    src = make_timecode_clip(tmp_path / "tc.mov")
+    r = deblur_video(src, tmp_path / "out.mov", identity, encoder_options=FAST)
+    assert r.dropped_streams == ["#1 data (TimeCodeHandler)"] and r.row()["dropped_streams"] == r.dropped_streams
+    with av.open(str(tmp_path / "out.mov")) as c:
+        assert c.streams.video[0].metadata.get("timecode") == "01:02:03:04"
+
+
 # --- the side-by-side video (--compare) -------------------------------------------------------------
 
 

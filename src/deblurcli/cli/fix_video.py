@@ -98,10 +98,13 @@ def _progress_info(p: Any) -> str:
 
 def video_line(name: str, r: Any) -> str:
     """The per-file line, as photos have it: ``clip.mp4  blur score X -> Y  (N frames, S s, F fps)``
-    (the medians over the sampled frames)."""
+    (the medians over the sampled frames), and the input's streams that were not written, if any."""
     b, a = r.blur_before_median, r.blur_after_median
     score = f"blur score {b:.1f} -> {a:.1f}" if b is not None and a is not None else "blur score -"
-    return f"{name}  {score}  ({r.frames} frames, {r.seconds:.1f} s, {r.fps:.2f} fps)"
+    line = f"{name}  {score}  ({r.frames} frames, {r.seconds:.1f} s, {r.fps:.2f} fps)"
+    if r.dropped_streams:  # said, not silently lost
+        line += f"  not copied: {', '.join(r.dropped_streams)}"
+    return line
 
 
 def video_row(name: str, r: Any, model: str, linear: bool) -> dict[str, object]:

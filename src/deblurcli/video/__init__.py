@@ -15,7 +15,12 @@ whatever the video's length. What is kept from the input:
 - **metadata**: container tags (``creation_time``, ``title``, ``location`` ...) and stream tags
   (``language``, ``handler_name``), less those that describe the old encoding.
 
-Subtitle, data (e.g. GoPro telemetry) and attachment streams are not written.
+- **subtitles**: copied packet for packet where the output container holds their codec (the input's
+  own container does; with ``frames``, the cues that start inside the range).
+
+Data streams (GoPro telemetry, QuickTime timecode tracks: the video stream's ``timecode`` tag is kept,
+and the muxer writes its own track from it) and attachments are not written; the result names them
+(:attr:`VideoResult.dropped_streams`).
 
 This module imports neither torch nor OpenCV at import time (:func:`is_video` is what the CLI needs
 to route inputs); :func:`deblur_video` imports torch when call

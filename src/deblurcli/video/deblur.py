@@ -29,7 +29,7 @@ from deblurcli.video.frames import (
     matrix_rotation,
     probe_video,
 )
-from deblurcli.video.writer import Writer, mux_audio, setup_output
+from deblurcli.video.writer import Writer, mux_copied, setup_output
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -74,6 +74,10 @@ class VideoResult:
         codec: the encoder used; container: the muxer used.
         rotation: counter-clockwise display rotation in degrees (0 when none).
         audio_streams: number of audio streams copied; audio_codecs: their codec names.
+        subtitle_codecs: codec names of the subtitle streams copied (packet for packet).
+        dropped_streams: the input's streams not written, as ``"#2 data (tmcd)"``: data streams
+            (telemetry, timecode tracks: a timecode tag of the video stream is kept and the muxer
+            writes its own), attachments, and subtitles the output container cannot hold.
         sample_every: every how many frames the blur score was sampled.
         compare: the side-by-side video written (``compare=`` of :func:`deblur_video`), or ``None``.
         blur_before, blur_after: blur score (see :mod:`deblurcli.blur`) of each sampled frame, before
@@ -94,6 +98,8 @@ class VideoResult:
     rotation: float = 0.0
     audio_streams: int = 0
     audio_codecs: list[str] = field(default_factory=list)
+    subtitle_codecs: list[str] = field(default_factory=list)
+    dropped_streams: list[str] = field(default_factory=list)
     sample_every: int = 1
     compare: str | None = None
     blur_before: list[float] = field(default_factory=list)
@@ -208,6 +214,11 @@ def deblur_video(
         vin = container.streams.video[0]
         vin.thread_type = "AUTO"  # FFmpeg's frame/slice threads; frames still come out in order
         ain = list(container.streams.audio)
+        subs = [s for s in container.streams.subtitles
+                if all(container_holds(MUXERS[out.suffix.lower()], [s.codec_context.name]) for out in outputs)]
+        copied = [*ain, *subs]
+        result.subtitle_codecs = [s.codec_context.name for s in subs]
+        result.dropped_streams = [_stream_label(s) for s in container.streams if s is not vin and s not in copied]
         colour = Colour.of(probe.first)
         matrix = display_matrix(probe.first, vin)
         result.rotation = matrix_rotation(matrix)
@@ -216,7 +227,7 @@ def deblur_video(
         for k, out in enumerate(outputs):
             writers.append(Writer(out, MUXERS[out.suffix.lower()]))
             size = None if k == 0 else (2 * w, h) if layout in ("io", "oi") else (w, 2 * h)
-            setup_output(writers[-1], container, vin, ain, enc, probe, colour, matrix, crf, encoder_options, src, out, size)
+            setup_output(writers[-1], container, vin, copied, enc, probe, colour, matrix, crf, encoder_options, src, out, size)
         result.audio_streams, result.audio_codecs = len(ain), list(probe.audio_codecs)
 
         pump = _Pump(
@@ -225,7 +236,7 @@ def deblur_video(
             t0=t0 if frames is not None else None, t_end=t_end, size=(probe.first.width, probe.first.height),
             on_progress=on_progress, t_start=t_start,
         )
-        pump.run(container, vin, ain)
+        pump.run(container, vin, ain, subs)
         for writer in writers:
             try:
                 writer.mux(writer.video.encode(None))
@@ -251,6 +262,13 @@ def deblur_video(
         on_progress(VideoProgress(result.frames, total, result.fps, 0.0, result.blur_before_median, result.blur_after_median))
     return result
 
+
+
+def _stream_label(s: Any) -> str:
+    """``#2 data (tmcd)``: an input stream's index, type and codec (or handler) name."""
+    cc = s.codec_context
+    name = (cc.name if cc is not None else None) or s.metadata.get("handler_name") or "unknown"
+    return f"#{s.index} {s.type} ({name})"
 
 
 def _check_output(dst: Path, src: Path, codec: str, enc: Any) -> None:
@@ -291,7 +309,7 @@ def _compose(layout: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @dataclass
 class _Pump:
     """The decoding loop of :func:`deblur_video`: demux, decode the range's frames into batches,
-    deblur and encode each batch, copy audio packets; fills ``result.frames`` and ``duration``."""
+    deblur and encode each batch, copy audio and subtitle packets; fills ``result.frames`` and ``duration``."""
 
     src: Path
     writers: list[Writer]  # the output, and the side-by-side video if one is written
@@ -315,14 +333,15 @@ class _Pump:
     first_pts: int | None = None
     pending: list[tuple[int, int, Any]] = field(default_factory=list)  # (index in range, pts, RGB)
 
-    def run(self, container: Any, vin: Any, ain: list[Any]) -> None:
+    def run(self, container: Any, vin: Any, ain: list[Any], subs: list[Any]) -> None:
         import av
 
+        # Only audio holds the loop past the range: subtitles are sparse, and may never reach t_end.
         audio_left = {s.index for s in ain}
         try:
-            for packet in container.demux(vin, *ain):
-                if packet.stream.type == "audio":
-                    mux_audio(packet, self.writers, tb_offset=self.t0, t_end=self.t_end, left=audio_left)
+            for packet in container.demux(vin, *ain, *subs):
+                if packet.stream.type in ("audio", "subtitle"):
+                    mux_copied(packet, self.writers, tb_offset=self.t0, t_end=self.t_end, left=audio_left)
                 elif self.index < self.end - 1:
                     for frame in packet.decode():
                         self.frame(frame)

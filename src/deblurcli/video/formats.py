@@ -80,13 +80,14 @@ def _codec_name(name: str) -> str:
 
 def output_suffix(src: str | Path, codec: str = "libx264") -> str:
     """The extension of the output of ``src``: the same container where it can hold the new video
-    codec and every audio codec copied, else ``.mp4`` where that can, else ``.mkv``.
+    codec and every audio codec copied, else ``.mp4`` where that can, else ``.mkv``. Among those, one
+    that also holds the input's subtitle codecs is preferred (the input's own container does).
 
     The input's own extension is kept as written (``.MOV`` stays ``.MOV``). MPEG-TS inputs
     (``.mts``, ``.m2ts``) always take the fallback (see :data:`MUXERS`).
 
     Args:
-        src: the input video (opened to read its audio codecs).
+        src: the input video (opened to read its audio and subtitle codecs).
         codec: the video encoder that will be used.
 
     Returns:
@@ -99,14 +100,15 @@ def output_suffix(src: str | Path, codec: str = "libx264") -> str:
     container = open_video(Path(src))
     try:
         audio = [s.codec_context.name for s in container.streams.audio]
+        subtitles = [s.codec_context.name for s in container.streams.subtitles]
     finally:
         container.close()
     suffix = Path(src).suffix
-    wanted = [enc.name, *audio]
-    for ext in (suffix, ".mp4", ".mkv"):
-        muxer = MUXERS.get(ext.lower())
-        if muxer and container_holds(muxer, wanted):
-            return ext
+    for wanted in ([enc.name, *audio, *subtitles], [enc.name, *audio]):
+        for ext in (suffix, ".mp4", ".mkv"):
+            muxer = MUXERS.get(ext.lower())
+            if muxer and container_holds(muxer, wanted):
+                return ext
     return ".mkv"  # pragma: no cover - Matroska holds every codec FFmpeg encodes
 
 

@@ -1,5 +1,6 @@
 """The output side of a video: a temp file renamed into place (:class:`Writer`), the output streams
-set up from the input's (:func:`setup_output`), and audio packets copied (:func:`mux_audio`)."""
+set up from the input's (:func:`setup_output`), and audio and subtitle packets copied
+(:func:`mux_copied`)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class Writer:
             self.tmp.unlink(missing_ok=True)
             raise VideoError(f"{dst}: cannot write: {ffmpeg_reason(e)}") from None
         self.video: Any = None
-        self.audio: dict[int, Any] = {}  # input stream index -> output stream
+        self.copied: dict[int, Any] = {}  # input stream index -> output stream (audio, subtitles)
         self.closed = False
 
     def mux(self, packets: Any) -> None:
@@ -84,13 +85,13 @@ class Writer:
 
 
 def setup_output(
-    writer: Writer, container: Any, vin: Any, ain: list[Any], enc: Any, probe: Probe, colour: Colour,
+    writer: Writer, container: Any, vin: Any, copied: list[Any], enc: Any, probe: Probe, colour: Colour,
     matrix: list[int] | None, crf: int | None, encoder_options: dict[str, str] | None, src: Path, dst: Path,
     size: tuple[int, int] | None = None,
 ) -> None:
     """Add the output's video stream (same size unless ``size`` (width, height) is given, time base,
-    colour tags, display matrix) and one copied stream per input audio stream; copy container and
-    stream tags."""
+    colour tags, display matrix) and one stream per input stream in ``copied`` (audio, subtitles),
+    copied packet for packet; copy container and stream tags."""
     import av
 
     out = writer.container
@@ -119,17 +120,18 @@ def setup_output(
         v.set_display_matrix(matrix)
     _copy_tags(v.metadata, dict(vin.metadata), _DROP_STREAM_TAGS)
     writer.video = v
-    for s in ain:
-        a = out.add_stream_from_template(s)
-        a.time_base = s.time_base
-        _copy_tags(a.metadata, dict(s.metadata), frozenset({"encoder"}))
-        writer.audio[s.index] = a
+    for s in copied:
+        c = out.add_stream_from_template(s)
+        c.time_base = s.time_base
+        _copy_tags(c.metadata, dict(s.metadata), frozenset({"encoder"}))
+        writer.copied[s.index] = c
 
 
 
-def mux_audio(packet: Any, writers: list[Writer], *, tb_offset: float | None, t_end: float, left: set[int]) -> None:
-    """Copy one audio packet into each of ``writers`` if it starts before ``t_end``; with a range
-    (``tb_offset`` seconds, the range's start), only packets from there on, shifted to start at 0."""
+def mux_copied(packet: Any, writers: list[Writer], *, tb_offset: float | None, t_end: float, left: set[int]) -> None:
+    """Copy one audio or subtitle packet into each of ``writers`` if it starts before ``t_end``; with
+    a range (``tb_offset`` seconds, the range's start), only packets from there on, shifted to start
+    at 0. A stream's index leaves ``left`` at its first packet past ``t_end`` (or its end)."""
     import av
 
     if packet.dts is None or packet.pts is None:
@@ -156,5 +158,5 @@ def mux_audio(packet: Any, writers: list[Writer], *, tb_offset: float | None, t_
             p = av.Packet(bytes(packet))
             p.pts, p.dts, p.duration, p.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
             p.is_keyframe = packet.is_keyframe
-        p.stream = writer.audio[index]
+        p.stream = writer.copied[index]
         writer.container.mux(p)
