@@ -25,6 +25,10 @@ DATA=${DATA:-../shared/data}
 OUT=${OUT:-runs/c2f}
 STEPS=${STEPS:-20000}
 THREADS=${THREADS:-1}
+# On a GPU machine: DEVICE=cuda BATCH=16 WORKERS=12 (the stills engine runs in the loader workers).
+DEVICE=${DEVICE:-auto}
+BATCH=${BATCH:-4}
+WORKERS=${WORKERS:-1}
 INIT=${INIT-$(dirname "$0")/../training/c2f-s.safetensors}
 DEBLUR=${DEBLUR:-deblur}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,8 +48,8 @@ fi
 "$DEBLUR" train --data "$OUT/data/train1280" --data "$DATA/sharp/urban100_subset" --data "$DATA/sharp/sun_hays80" \
   --data "$OUT/data/video-train" \
   --out "$train" --arch c2f --hparam width=16 --hparam levels=4 --hparam blocks=1 --hparam middle_blocks=2 --hparam scales=3 \
-  --no-gan --content l1fft --lr 2e-4 --clip-grad 10 --batch-size 4 --crop 256 --max-blur 120 --gamma 1.0,2.2 \
-  --steps "$STEPS" --threads "$THREADS" --workers 1 --save-every 100 --val-every 100 --val-count 16 --seed 0 \
+  --no-gan --content l1fft --lr 2e-4 --clip-grad 10 --batch-size "$BATCH" --crop 256 --max-blur 120 --gamma 1.0,2.2 \
+  --steps "$STEPS" --threads "$THREADS" --workers "$WORKERS" --device "$DEVICE" --save-every 100 --val-every 100 --val-count 16 --seed 0 \
   "${start[@]}"
 
 for set in heldout720-g1.0 heldout720-g2.2; do
