@@ -146,3 +146,18 @@ def test_gamma_set_draws_each_value_equally_often(tmp_path: Path) -> None:
     brightened = sum(x > 0.02 for x in shifts)
     assert kept + brightened == 40, shifts  # each crop is one kind or the other, not in between
     assert 10 <= kept <= 30, shifts  # both kinds, roughly half and half
+
+
+def test_highlights_only_for_blur_made_in_linear_light(tmp_path: Path) -> None:
+    """``highlights`` changes crops blurred at gamma 2.2 and leaves gamma-1.0 crops (frames averaged
+    in stored values, each already clipped) exactly as they were."""
+    rgb = textured_rgb(96, 96, seed=2)
+    rgb[30:50, 30:50] = 255  # a white patch to brighten
+    _write(tmp_path / "p.png", rgb)
+    items = [Item(sharp=tmp_path / "p.png", name="p")]
+
+    def sample(gamma: float, highlights: float) -> np.ndarray:
+        return TrainDataset(items, crop=64, seed=1, flip=False, max_blur=20, gamma=(gamma, gamma), highlights=highlights).sample(0)[0]
+
+    np.testing.assert_array_equal(sample(1.0, 1.0), sample(1.0, 0.0))
+    assert np.abs(sample(2.2, 1.0) - sample(2.2, 0.0)).max() > 0.05

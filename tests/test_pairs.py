@@ -93,6 +93,30 @@ def test_still_rejects_bad_input() -> None:
         synthesize_from_still(np.zeros((8, 8, 3), np.float32), rng)
 
 
+def test_highlights_brighter_than_white_leave_long_saturated_streaks() -> None:
+    """A small white lamp on a dark scene: stored white blurred in linear light makes a faint streak;
+    as a light many times brighter than white (clipped after the blur, as a sensor clips) it makes a
+    streak that stays saturated over much of its length. The sharp image keeps the lamp white, the
+    scene away from it is untouched, and ``highlights=0`` draws nothing (samples as before)."""
+    rgb = np.full((96, 96, 3), 0.1, np.float32)
+    rgb[44:52, 44:52] = 1.0  # the lamp
+    plain = synthesize_from_still(rgb, np.random.default_rng(1), max_blur=40.0, min_blur=40.0, moving_objects=False)
+    default = synthesize_from_still(rgb, np.random.default_rng(1), max_blur=40.0, min_blur=40.0, moving_objects=False, highlights=0.0)
+    np.testing.assert_array_equal(plain.blurred, default.blurred)
+    assert (plain.blurred.min(axis=2) > 0.99).sum() == 0  # 8 px of white spread over a 40 px streak
+    for seed in range(4):  # the factor is drawn: 2x-20x
+        plain = synthesize_from_still(rgb, np.random.default_rng(seed), max_blur=40.0, min_blur=40.0, moving_objects=False)
+        lamp = synthesize_from_still(rgb, np.random.default_rng(seed), max_blur=40.0, min_blur=40.0, moving_objects=False,
+                                     highlights=1.0)
+        # The bright streak (over half white) covers at least twice the area.
+        assert (lamp.blurred > 0.5).sum() >= 2 * (plain.blurred > 0.5).sum(), seed
+        np.testing.assert_allclose(lamp.sharp, rgb, atol=1e-6)  # white stays white, dark stays dark
+        far = np.s_[:16, :16]  # beyond the streak: the same scene either way
+        np.testing.assert_allclose(lamp.blurred[far], plain.blurred[far], atol=1e-6)
+    with pytest.raises(ValueError, match="highlights"):
+        synthesize_from_still(rgb, np.random.default_rng(1), highlights=1.5)
+
+
 def test_content_score_is_pyscenedetects_formula() -> None:
     """The OpenCV implementation against the plain formula: mean |dH| (wrapped on the 180-step hue
     circle), |dS| and |dV| (mean-removed), averaged; hue differences on both sides of 90."""

@@ -154,6 +154,7 @@ def _synthesize(
     max_blur: float,
     gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA),
     gamma_set: tuple[float, ...] = (),
+    highlights: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     from deblurcli.pairs import synthesize_from_still
 
@@ -165,7 +166,10 @@ def _synthesize(
     else:
         # A fixed gamma draws nothing, so runs without a range keep their exact random streams.
         g = lo if lo == hi else float(rng.uniform(lo, hi))
-    s = synthesize_from_still(np.ascontiguousarray(sharp_crop, dtype=np.float32), rng, max_blur=max_blur, gamma=g)
+    # Brighter-than-white highlights only where the blur happened in linear light (a camera's own
+    # exposure); frames averaged in stored values were each clipped already.
+    s = synthesize_from_still(np.ascontiguousarray(sharp_crop, dtype=np.float32), rng, max_blur=max_blur, gamma=g,
+                              highlights=highlights if g > 1.0 else 0.0)
     return s.blurred, s.sharp
 
 
@@ -199,11 +203,14 @@ class TrainDataset:
             (equal values: fixed; the paper's is 2.2).
         gamma_set: when given, the gamma is drawn per crop from these values instead, each equally
             often (``gamma`` is then ignored).
+        highlights: probability of brighter-than-white highlights in a crop whose gamma is above 1
+            (see :func:`deblurcli.pairs.synthesize_from_still`).
     """
 
     def __init__(
         self, items: list[Item], *, crop: int, seed: int = 0, flip: bool = True, max_blur: float = 60.0,
         gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA), gamma_set: tuple[float, ...] = (),
+        highlights: float = 0.0,
     ) -> None:
         if crop < 16:
             raise ValueError(f"crop must be at least 16 px, got {crop}")
@@ -214,6 +221,7 @@ class TrainDataset:
         self.max_blur = max_blur
         self.gamma = gamma
         self.gamma_set = tuple(gamma_set)
+        self.highlights = highlights
         self.epoch = 0
         # Decoded sharp photos (as stored), see preload().
         self._photos: dict[Path, Image] = {}
@@ -267,7 +275,7 @@ class TrainDataset:
                 sharp = _pad_to(photo.rgb_float(), c)
                 y, x = rng.integers(0, sharp.shape[0] - c + 1), rng.integers(0, sharp.shape[1] - c + 1)
                 sharp = sharp[y : y + c, x : x + c]
-            blurred, sharp = _synthesize(sharp, rng, self.max_blur, self.gamma, self.gamma_set)
+            blurred, sharp = _synthesize(sharp, rng, self.max_blur, self.gamma, self.gamma_set, self.highlights)
         else:
             blurred, sharp = load_pair(item)
             blurred, sharp = _pad_to(blurred, c), _pad_to(sharp, c)

@@ -211,6 +211,7 @@ def synthesize_from_still(
     moving_objects: bool = True,
     min_blur: float = 2.0,
     gamma: float = DEFAULT_GAMMA,
+    highlights: float = 0.0,
 ) -> StillSample:
     """Render a motion-blurred / sharp pair from one still photo.
 
@@ -220,6 +221,13 @@ def synthesize_from_still(
     vary across the frame. With ``moving_objects`` (about half of the samples), 1-3 soft-edged
     foreground patches cut from the picture move on their own paths on top. The sub-frames are
     averaged in linear light (x^γ), and the mean goes back with x^(1/γ).
+
+    Highlights: a photo stores light sources and glare as white, clipped, though they were many
+    times brighter; blurred by a real exposure, such a lamp leaves a long saturated streak, not the
+    faint one its stored white would make. With probability ``highlights`` the near-white pixels
+    (stored maximum channel 0.9 -> 1.0, ramped) are made brighter than white in linear light, by a
+    factor drawn log-uniformly from [2, 20], before the sub-frames are averaged; both images are
+    then clipped to white, as a sensor clips (the sharp one stays white where it was).
 
     The longest streak is drawn uniformly from ``[min_blur, max_blur]`` px; the path is scaled so
     that the longest streak of the camera motion equals it, and foreground motion never makes
@@ -236,6 +244,8 @@ def synthesize_from_still(
         moving_objects: allow independently moving foreground patches.
         min_blur: shortest longest-streak drawn, px (clamped to ``max_blur``).
         gamma: γ of the linear-light conversion.
+        highlights: probability of brighter-than-white highlights (0: none, and no random draw,
+            so samples stay those of earlier versions).
 
     Returns:
         A :class:`StillSample`; ``sharp`` is the virtual frame at the middle of the path.
@@ -256,9 +266,14 @@ def synthesize_from_still(
         raise ValueError(f"max_blur must be positive, got {max_blur}")
     if not gamma > 0:
         raise ValueError(f"gamma must be positive, got {gamma}")
+    if not 0.0 <= highlights <= 1.0:
+        raise ValueError(f"highlights must be a probability in [0, 1], got {highlights}")
 
     target = float(rng.uniform(min(min_blur, max_blur), max_blur))
     lin = cv2.pow(np.clip(rgb, 0.0, 1.0), gamma)
+    boosted = highlights > 0 and rng.random() < highlights
+    if boosted:
+        lin = _boost_highlights(rgb, lin, rng)
 
     # Camera path scaled to the target streak, measured on a grid over the frame.
     probe = np.linspace(-0.5, 0.5, 17)
@@ -300,7 +315,7 @@ def synthesize_from_still(
     acc *= 1.0 / n
     blurred = cv2.pow(np.clip(acc, 0.0, 1.0), 1.0 / gamma)
 
-    sharp = _sharp_frame(rgb, lin, objects, gamma)
+    sharp = _sharp_frame(rgb, lin, objects, gamma, from_linear=boosted)
     return StillSample(
         blurred=np.ascontiguousarray(blurred, dtype=np.float32),
         sharp=np.ascontiguousarray(sharp, dtype=np.float32),
@@ -338,13 +353,22 @@ def _moving_objects(rng: np.random.Generator, lin: np.ndarray, cam_path: _Path, 
     return objects
 
 
-def _sharp_frame(rgb: np.ndarray, lin: np.ndarray, objects: list[_Object], gamma: float) -> np.ndarray:
+def _boost_highlights(rgb: np.ndarray, lin: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``lin`` with its near-white pixels brighter than white: times 1 at a stored maximum channel
+    of 0.9, ramping to times f at 1.0, f log-uniform in [2, 20] (see :func:`synthesize_from_still`)."""
+    factor = float(np.exp(rng.uniform(np.log(2.0), np.log(20.0))))
+    ramp = np.clip((np.clip(rgb, 0.0, 1.0).max(axis=2) - 0.9) / 0.1, 0.0, 1.0)
+    return (lin * (1.0 + (factor - 1.0) * ramp)[..., None]).astype(np.float32)
+
+
+def _sharp_frame(rgb: np.ndarray, lin: np.ndarray, objects: list[_Object], gamma: float, from_linear: bool = False) -> np.ndarray:
     """The virtual frame at the middle of the path: the input, with the moving patches pasted at
-    their mid-path position."""
+    their mid-path position; made from ``lin`` (clipped) when there are patches or ``from_linear``
+    (brighter-than-white highlights)."""
     import cv2
 
     h, w = rgb.shape[:2]
-    if objects:
+    if objects or from_linear:
         mid = lin.copy()
         eye = np.eye(3)[None]
         for obj in objects:

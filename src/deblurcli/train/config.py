@@ -35,6 +35,7 @@ RECIPE_FIELDS = (
     "max_blur",
     "gamma",
     "gamma_set",
+    "highlights",
     "val_fraction",
     "clip_grad",
 )
@@ -87,6 +88,8 @@ class TrainConfig:
             values: fixed). Validation always uses 2.2, so runs stay comparable.
         gamma_set: when given, the gamma is drawn per crop from these values, each equally often
             (``gamma`` is then their (min, max), for display).
+        highlights: probability of brighter-than-white highlights in a synthetic crop blurred in
+            linear light (gamma above 1); 0 keeps the samples of earlier versions.
         keep: checkpoints kept (older ones are deleted; 0 = keep all).
         resume: continue from the newest checkpoint in ``OUT/checkpoints``.
         init: start the generator from these weights (a ``.safetensors`` file, a registered name or
@@ -130,6 +133,7 @@ class TrainConfig:
     max_blur: float = 60.0
     gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA)
     gamma_set: tuple[float, ...] = ()
+    highlights: float = 0.0
     keep: int = 3
     resume: bool = False
     init: Optional[str] = None

@@ -200,7 +200,7 @@ def _make_data(cfg: TrainConfig, *, rank: int, world: int, device: Any) -> _Data
         )
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch  # type: ignore[operator]
     dataset = TrainDataset(train_items, crop=cfg.crop, seed=cfg.seed, max_blur=cfg.max_blur, gamma=cfg.gamma,
-                           gamma_set=cfg.gamma_set)
+                           gamma_set=cfg.gamma_set, highlights=cfg.highlights)
     # Decoded once here, shared copy-on-write by the loader workers that fork every epoch.
     dataset.preload()
     sampler = _Sampler(len(dataset), world=world, rank=rank, seed=cfg.seed)
