@@ -14,8 +14,9 @@
 #   without clipping one bad batch undid ~1000 steps), batch 4 of 256 px crops, streaks up to
 #   120 px, camera gamma 1.0 or 2.2 per crop, half and half (blur averaged in stored values, as in
 #   GoPro's blur/ and Levin's set, and in linear light; a uniform draw on [1.0, 2.2] is mostly > 1
-#   and taught the model to darken), bf16 on bf16 CPUs, one compute thread (THREADS) and one loader
-#   worker.
+#   and taught the model to darken), in half of the linear-light crops near-white pixels made 2-20x
+#   brighter than white before the blur (--highlights 0.5: lamps leave saturated streaks), bf16 on
+#   bf16 CPUs, one compute thread (THREADS) and one loader worker.
 # - Continuing: with checkpoints in OUT/train/checkpoints the run resumes exactly (--resume; STEPS
 #   may be raised). Without them (a new machine), a new run starts from INIT, by default the
 #   committed work-in-progress weights training/c2f-s.safetensors (a fresh optimiser and schedule);
@@ -48,7 +49,7 @@ fi
 "$DEBLUR" train --data "$OUT/data/train1280" --data "$DATA/sharp/urban100_subset" --data "$DATA/sharp/sun_hays80" \
   --data "$OUT/data/video-train" \
   --out "$train" --arch c2f --hparam width=16 --hparam levels=4 --hparam blocks=1 --hparam middle_blocks=2 --hparam scales=3 \
-  --no-gan --content l1fft --lr 2e-4 --clip-grad 10 --batch-size "$BATCH" --crop 256 --max-blur 120 --gamma 1.0,2.2 \
+  --no-gan --content l1fft --lr 2e-4 --clip-grad 10 --batch-size "$BATCH" --crop 256 --max-blur 120 --gamma 1.0,2.2 --highlights 0.5 \
   --steps "$STEPS" --threads "$THREADS" --workers "$WORKERS" --device "$DEVICE" --save-every 100 --val-every 100 --val-count 16 --seed 0 \
   "${start[@]}"
 
