@@ -274,6 +274,16 @@ def test_existing_output_replaced_only_at_the_end_and_no_temp_left(tmp_path: Pat
     assert sorted(p.name for p in out.iterdir()) == ["clip.mp4"]
 
 
+def test_output_may_replace_the_input(tmp_path: Path) -> None:
+    """``fix --overwrite`` into the input's folder: the input is read to the end, then replaced."""
+    src = make_clip(tmp_path / "clip.mp4", n=8)
+    t_in, _, _ = video_frames(src)
+    r = deblur_video(src, src, identity, encoder_options=FAST, compare=tmp_path / "clip_compare.mp4")
+    assert r.frames == 8 and video_frames(src)[0] == pytest.approx(t_in, abs=1e-9)
+    assert len(video_frames(tmp_path / "clip_compare.mp4")[0]) == 8
+    assert_no_temp(tmp_path)
+
+
 def test_the_shared_real_video(tmp_path: Path, shared_data: Path) -> None:
     src = shared_data / "videos" / "shaky_handheld.mp4"
     if not src.is_file():

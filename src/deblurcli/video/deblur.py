@@ -128,7 +128,6 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-
 def deblur_video(
     src: str | Path,
     dst: str | Path,
@@ -143,7 +142,7 @@ def deblur_video(
     on_progress: Callable[[VideoProgress], None] | None = None,
     compare: str | Path | None = None,
 ) -> VideoResult:
-    """Deblur every frame of a video, keeping audio, timestamps, rotation, colour tags and metadata.
+    """Deblur every frame of a video, keeping audio, subtitles, timestamps, rotation, colour tags and metadata.
 
     Output container: taken from ``dst``'s extension (:data:`MUXERS`); it must hold ``codec`` and
     every audio codec of the input. :func:`output_suffix` gives the extension that follows the rule
@@ -189,7 +188,7 @@ def deblur_video(
     enc = encoder_for(codec)
     outputs = [dst] if compare is None else [dst, Path(compare)]
     for out in outputs:
-        _check_output(out, src, codec, enc)
+        _check_output(out)
     probe = probe_video(src)
     n = len(probe.pts)
     first, end = _frame_range(frames, n, src)
@@ -263,7 +262,6 @@ def deblur_video(
     return result
 
 
-
 def _stream_label(s: Any) -> str:
     """``#2 data (tmcd)``: an input stream's index, type and codec (or handler) name."""
     cc = s.codec_context
@@ -271,15 +269,13 @@ def _stream_label(s: Any) -> str:
     return f"#{s.index} {s.type} ({name})"
 
 
-def _check_output(dst: Path, src: Path, codec: str, enc: Any) -> None:
-    """Raise :class:`VideoError` if ``dst`` cannot be written: an extension without a muxer, a
-    missing folder, or the input itself."""
+def _check_output(dst: Path) -> None:
+    """Raise :class:`VideoError` if ``dst`` cannot be written: an extension without a muxer, or a
+    missing folder. (``dst`` may be ``src``: it is replaced only at the end, from a temp file.)"""
     if dst.suffix.lower() not in MUXERS:
         raise VideoError(f"{dst}: cannot write a video with extension {dst.suffix!r} (use {', '.join(sorted(MUXERS))})")
     if not dst.parent.is_dir():
         raise VideoError(f"{dst}: output folder {dst.parent} does not exist")
-    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        raise VideoError(f"{dst}: is the input; write to another file")
 
 
 def _side_by_side(matrix: list[int] | None) -> str:
@@ -391,7 +387,6 @@ class _Pump:
             self.on_progress(VideoProgress(done, total, fps, eta, self.result.blur_before_median, self.result.blur_after_median))
 
 
-
 def _frame_range(frames: tuple[int, int | None] | None, n: int, src: Path) -> tuple[int, int]:
     """``(first, end)`` clipped to the video's ``n`` frames."""
     if frames is None:
@@ -404,7 +399,6 @@ def _frame_range(frames: tuple[int, int | None] | None, n: int, src: Path) -> tu
     if a >= n:
         raise VideoError(f"{src}: frame range starts at {a}, but the video has {n} frames")
     return a, n if b is None else min(b, n)
-
 
 
 def _encode_batch(

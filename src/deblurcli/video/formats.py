@@ -25,7 +25,6 @@ MUXERS: dict[str, str] = {
 }
 
 
-
 def is_video(path: str | Path) -> bool:
     """Whether ``path`` names a video by its extension (:data:`VIDEO_EXTENSIONS`); torch-free.
 
@@ -36,7 +35,6 @@ def is_video(path: str | Path) -> bool:
         True for ``.mp4 .m4v .mov .mkv .webm .avi .mts .m2ts`` (any case).
     """
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
-
 
 
 def encoder_for(codec: str) -> Any:

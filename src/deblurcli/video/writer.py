@@ -28,7 +28,6 @@ def _copy_tags(dst: Any, src: dict[str, str], drop: frozenset[str]) -> None:
         dst[k] = v
 
 
-
 class Writer:
     """One output file: a temp file beside ``dst`` renamed over it by :meth:`commit`, so an
     interrupted run leaves no half-written output (:meth:`abort` removes the temp file)."""
@@ -83,7 +82,6 @@ class Writer:
         self.tmp.unlink(missing_ok=True)
 
 
-
 def setup_output(
     writer: Writer, container: Any, vin: Any, copied: list[Any], enc: Any, probe: Probe, colour: Colour,
     matrix: list[int] | None, crf: int | None, encoder_options: dict[str, str] | None, src: Path, dst: Path,
@@ -125,7 +123,6 @@ def setup_output(
         c.time_base = s.time_base
         _copy_tags(c.metadata, dict(s.metadata), frozenset({"encoder"}))
         writer.copied[s.index] = c
-
 
 
 def mux_copied(packet: Any, writers: list[Writer], *, tb_offset: float | None, t_end: float, left: set[int]) -> None:
