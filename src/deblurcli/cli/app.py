@@ -94,8 +94,6 @@ class _Group(TyperGroup):
             raise interrupted(ctx.invoked_subcommand) from None
 
 
-
-
 app = typer.Typer(
     cls=_Group,
     name="deblur",
@@ -161,7 +159,6 @@ def _root(
             max_pixels_from_env()
         except DeblurError as e:
             raise _fail(str(e), 2) from None
-
 
 
 def main() -> None:

@@ -44,7 +44,6 @@ class OutFormat(str, enum.Enum):
 _FORMAT_EXT = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp", "bmp": ".bmp"}
 
 
-
 FixOutputOpt = Annotated[
     Path,
     typer.Option("--output", "-o", help="Output folder (created if missing); input folder trees are mirrored in it."),
@@ -392,7 +391,6 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-
 def _compare_path(target: Path) -> Path:
     """Where --compare writes the side-by-side copy of ``target``: TARGET_compare.EXT beside it."""
     return target.with_name(f"{target.stem}_compare{target.suffix}")
@@ -409,7 +407,6 @@ def _write_compare(before, after, target: Path, fmt: Optional[str], quality: int
     both = np.concatenate([before.pixels, after.pixels], axis=1)
     write_image(_compare_path(target), replace(after, pixels=both, alpha=None),
                 format=fmt, quality=quality)
-
 
 
 def _precision_label(deblurrer: object) -> str:

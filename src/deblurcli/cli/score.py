@@ -17,8 +17,6 @@ class SortKey(str, enum.Enum):
     score = "score"
 
 
-
-
 @app.command()
 def score(
     inputs: InputsArg,

@@ -57,7 +57,6 @@ def _prefixes(paths: "list[Path]") -> dict["Path", str]:
     }
 
 
-
 def pairs_from_still(
     path: "Path", out: "Path", cfg: PairsConfig, manifest: Manifest, prefix: str, result: SourceResult,
     report: "Callable[[], None]" = lambda: None,

@@ -91,7 +91,6 @@ class Manifest:
         self.rows[name] = row
 
 
-
 #: ISA-L (igzip) level of the pair PNGs, 0-3. Level 2: 2.6 ms for a 640x360 frame and files
 #: within 2% of libdeflate's level 1 (5.0 ms); level 1 is 10% faster but 6% larger, level 3 slower.
 PNG_LEVEL = 2
@@ -148,7 +147,6 @@ def _write_png(path: "Path", rgb8: np.ndarray) -> None:
     from deblurcli.images import atomic_write_bytes
 
     atomic_write_bytes(path, _encode_png(rgb8))
-
 
 
 class _PairWriter:

@@ -61,7 +61,6 @@ class _Pending(NamedTuple):
     resolve_at: int  # frame index by which the verdict must be taken
 
 
-
 def _open_video(path: "Path"):
     """Open a video with PyAV, or raise :class:`VideoError` with a one-line reason."""
     from deblurcli.video import open_video
@@ -166,7 +165,6 @@ class _Frames:
             b.rgb = self.convert(b.frame)
             b.frame = None  # the decoded picture is no longer needed
         return b.rgb
-
 
 
 def pairs_from_video(

@@ -202,8 +202,8 @@ def deblur_video(
                          container=MUXERS[dst.suffix.lower()], compare=None if compare is None else str(compare))
     every = result.sample_every = max(1, math.ceil((end - first) / samples))
     tb = probe.time_base
-    # A range starts at time 0: shift video and audio by the first frame's time.
-    t0 = float(probe.pts[first] * tb) if frames is not None else 0.0
+    # A range starts at time 0: shift video and audio by the first frame's time (None: nothing shifted).
+    t0 = float(probe.pts[first] * tb) if frames is not None else None
     t_end = float(probe.pts[end] * tb) if end < n else math.inf
     offset_pts = probe.pts[first] if frames is not None else 0
 
@@ -232,7 +232,7 @@ def deblur_video(
         pump = _Pump(
             src=src, writers=writers, layout=layout, deblur_frames=deblur_frames, colour=colour, result=result, first=first,
             end=end, batch=batch, every=every, time_base=tb, offset_pts=offset_pts,
-            t0=t0 if frames is not None else None, t_end=t_end, size=(probe.first.width, probe.first.height),
+            t0=t0, t_end=t_end, size=(w, h),
             on_progress=on_progress, t_start=t_start,
         )
         pump.run(container, vin, ain, subs)
