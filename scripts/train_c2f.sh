@@ -29,6 +29,9 @@ THREADS=${THREADS:-1}
 # On a GPU machine: DEVICE=cuda BATCH=16 WORKERS=12 (the stills engine runs in the loader workers).
 DEVICE=${DEVICE:-auto}
 BATCH=${BATCH:-4}
+CROP=${CROP:-256}
+MAX_BLUR=${MAX_BLUR:-120}
+LR=${LR:-2e-4}
 WORKERS=${WORKERS:-1}
 INIT=${INIT-$(dirname "$0")/../training/c2f-s.safetensors}
 DEBLUR=${DEBLUR:-deblur}
@@ -49,7 +52,7 @@ fi
 "$DEBLUR" train --data "$OUT/data/train1280" --data "$DATA/sharp/urban100_subset" --data "$DATA/sharp/sun_hays80" \
   --data "$OUT/data/video-train" \
   --out "$train" --arch c2f --hparam width=16 --hparam levels=4 --hparam blocks=1 --hparam middle_blocks=2 --hparam scales=3 \
-  --no-gan --content l1fft --lr 2e-4 --clip-grad 10 --batch-size "$BATCH" --crop 256 --max-blur 120 --gamma 1.0,2.2 --highlights 0.5 \
+  --no-gan --content l1fft --lr "$LR" --clip-grad 10 --batch-size "$BATCH" --crop "$CROP" --max-blur "$MAX_BLUR" --gamma 1.0,2.2 --highlights 0.5 \
   --steps "$STEPS" --threads "$THREADS" --workers "$WORKERS" --device "$DEVICE" --save-every 100 --val-every 100 --val-count 16 --seed 0 \
   "${start[@]}"
 
