@@ -33,7 +33,11 @@ CROP=${CROP:-256}
 MAX_BLUR=${MAX_BLUR:-120}
 LR=${LR:-2e-4}
 WORKERS=${WORKERS:-1}
-INIT=${INIT-$(dirname "$0")/../training/c2f-s.safetensors}
+# Whitened input (the c2f `whiten` hparam: gradients and Laplacian amplified); WHITEN=0 = the
+# older c2f-s input (its committed weights are training/c2f-s.safetensors).
+WHITEN=${WHITEN:-1}
+if [ "$WHITEN" = 1 ]; then wtag=c2f-w; whp=(--hparam whiten=true); else wtag=c2f-s; whp=(); fi
+INIT=${INIT-$(dirname "$0")/../training/$wtag.safetensors}
 DEBLUR=${DEBLUR:-deblur}
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -51,7 +55,7 @@ elif [ -n "$INIT" ] && [ -f "$INIT" ]; then
 fi
 "$DEBLUR" train --data "$OUT/data/train1280" --data "$DATA/sharp/urban100_subset" --data "$DATA/sharp/sun_hays80" \
   --data "$OUT/data/video-train" \
-  --out "$train" --arch c2f --hparam width=16 --hparam levels=4 --hparam blocks=1 --hparam middle_blocks=2 --hparam scales=3 \
+  --out "$train" --arch c2f --hparam width=16 --hparam levels=4 --hparam blocks=1 --hparam middle_blocks=2 --hparam scales=3 "${whp[@]}" \
   --no-gan --content l1fft --lr "$LR" --clip-grad 10 --batch-size "$BATCH" --crop "$CROP" --max-blur "$MAX_BLUR" --gamma 1.0,2.2 --highlights 0.5 \
   --steps "$STEPS" --threads "$THREADS" --workers "$WORKERS" --device "$DEVICE" --save-every 100 --val-every 100 --val-count 16 --seed 0 \
   "${start[@]}"

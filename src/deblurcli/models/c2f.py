@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deblurcli.models._common import condition, pad_to_multiple
+from deblurcli.models._common import condition, condition_whitened, pad_to_multiple
 
 
 class ResBlock(nn.Module):
@@ -85,6 +85,9 @@ class CoarseToFineUNet(nn.Module):
         middle_blocks: residual blocks at the bottleneck.
         scales: resolutions the body runs at (3: 1/4, 1/2, 1).
         laplacian: add the Laplacian of the input luma (at each scale) as a 4th input channel.
+        whiten: amplified high frequencies in the input (:func:`condition_whitened`: the Laplacian
+            channel and each colour's gradients, at gains that make them the RGB channels' order),
+            so that training learns deconvolution far faster; needs ``laplacian``.
 
     Shape:
         (B, 3, H, W) float in [0, 1] -> (B, 3, H, W) float in [0, 1], any H, W >= 1.
@@ -101,10 +104,13 @@ class CoarseToFineUNet(nn.Module):
         middle_blocks: int = 2,
         scales: int = 3,
         laplacian: bool = True,
+        whiten: bool = False,
     ) -> None:
         super().__init__()
         if width < 1 or levels < 1 or blocks < 0 or middle_blocks < 0 or scales < 1:
             raise ValueError("width, levels and scales must be >= 1, block counts >= 0")
+        if whiten and not laplacian:
+            raise ValueError("whiten includes the Laplacian channel: it needs laplacian=True")
         self.hparams: dict[str, Any] = {
             "width": width,
             "levels": levels,
@@ -113,17 +119,25 @@ class CoarseToFineUNet(nn.Module):
             "scales": scales,
             "laplacian": laplacian,
         }
+        if whiten:  # only when on, so that files saved before the option keep their metadata
+            self.hparams["whiten"] = True
+        self.whiten = whiten
         self.use_laplacian = laplacian
         self.scales = scales
         # The body's own multiple; the coarsest scale must meet it, so the input pads to this.
         self.pad_multiple = 2 ** (levels + scales - 1)
         # Input at each scale: the conditioned blurred image (3 or 4 channels) + the estimate (3).
-        self.body = UNetBody((4 if laplacian else 3) + 3, width, levels, blocks, middle_blocks)
+        self.body = UNetBody(self.conditioned_channels + 3, width, levels, blocks, middle_blocks)
 
     @property
     def in_channels(self) -> int:
         """Channels of the conditioned blurred image: 4 with the Laplacian, 3 without."""
         return 4 if self.use_laplacian else 3
+
+    @property
+    def conditioned_channels(self) -> int:
+        """Channels of the body's conditioned-image input: 10 whitened, else :attr:`in_channels`."""
+        return 10 if self.whiten else self.in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -137,7 +151,7 @@ class CoarseToFineUNet(nn.Module):
         est: torch.Tensor | None = None
         for blurred in reversed(pyramid):
             prior = blurred if est is None else F.interpolate(est, size=blurred.shape[-2:], mode="bilinear", align_corners=False)
-            inp = condition(blurred, self.use_laplacian)
+            inp = condition_whitened(blurred) if self.whiten else condition(blurred, self.use_laplacian)
             out = self.body(torch.cat([inp, prior * 2.0 - 1.0], dim=1))
             # Residual on the blurred image at this scale, in [-1, 1]; clamped so a scale never
             # hands the next one values outside the image range.
