@@ -111,3 +111,37 @@ def test_untrained_generator_is_the_identity(arch: str) -> None:
     x = torch.rand(1, 3, 24, 40)
     with torch.no_grad():
         torch.testing.assert_close(model(x), x, atol=1e-6, rtol=0)
+
+
+def test_whitened_conditioning_amplifies_gradients_and_keeps_the_laplacian_channel() -> None:
+    from deblurcli.blur import laplacian
+    from deblurcli.models._common import WHITEN_GRAD_GAIN, WHITEN_LAPLACIAN_GAIN, condition_whitened
+
+    # A horizontal ramp (slope 0.01 per px) in red only, flat in green and blue.
+    x = torch.zeros(1, 3, 8, 10)
+    x[:, 0] = torch.arange(10, dtype=torch.float32) * 0.01 + 0.2
+    c = condition_whitened(x)
+    assert c.shape == (1, 10, 8, 10)
+    assert torch.allclose(c[:, :3], x * 2 - 1)
+    assert torch.allclose(c[:, 3:4], WHITEN_LAPLACIAN_GAIN * laplacian(x))
+    dx, dy = c[:, 4:7], c[:, 7:10]
+    # Forward differences; the last column repeats the edge, so its difference is 0.
+    assert torch.allclose(dx[:, 0, :, :-1], torch.full((1, 8, 9), 0.01 * WHITEN_GRAD_GAIN), atol=1e-5)
+    assert torch.all(dx[:, 0, :, -1] == 0) and torch.all(dx[:, 1:] == 0) and torch.all(dy == 0)
+
+
+def test_c2f_whiten_is_identity_at_init_and_trains_every_parameter() -> None:
+    torch.manual_seed(0)
+    model = create_model("c2f", **TINY["c2f"], whiten=True)
+    assert model.conditioned_channels == 10 and model.in_channels == 4
+    assert model.hparams["whiten"] is True
+    x = torch.rand(2, 3, 37, 45)
+    assert torch.allclose(model(x), x, atol=1e-6)  # zero-initialised last convolution
+    _perturb(model)
+    model(x).mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} gets no gradient"
+    # Files saved before the option have no "whiten" key: off stays out of the metadata.
+    assert "whiten" not in create_model("c2f", **TINY["c2f"]).hparams
+    with pytest.raises(ValueError, match="laplacian"):
+        create_model("c2f", **TINY["c2f"], whiten=True, laplacian=False)
