@@ -145,3 +145,20 @@ def test_c2f_whiten_is_identity_at_init_and_trains_every_parameter() -> None:
     assert "whiten" not in create_model("c2f", **TINY["c2f"]).hparams
     with pytest.raises(ValueError, match="laplacian"):
         create_model("c2f", **TINY["c2f"], whiten=True, laplacian=False)
+
+
+def test_whitened_from_keeps_the_output_and_refuses_a_whitened_model() -> None:
+    from deblurcli.models.c2f import whitened_from
+
+    torch.manual_seed(0)
+    plain = create_model("c2f", **TINY["c2f"])
+    _perturb(plain)  # a "trained" model: every weight non-zero, the output far from the input
+    wide = whitened_from(plain)
+    x = torch.rand(2, 3, 40, 52)
+    with torch.no_grad():
+        a, b = plain.eval()(x), wide.eval()(x)
+    assert (a - x).abs().max() > 0.01
+    assert torch.allclose(a, b, atol=1e-5)
+    assert wide.whiten and wide.hparams == {**plain.hparams, "whiten": True}
+    with pytest.raises(ValueError):
+        whitened_from(wide)

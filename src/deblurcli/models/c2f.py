@@ -158,3 +158,31 @@ class CoarseToFineUNet(nn.Module):
             est = ((inp[:, :3] + out.float()).clamp(-1.0, 1.0) + 1.0) * 0.5
         assert est is not None
         return est[..., :h, :w]
+
+
+def whitened_from(model: CoarseToFineUNet) -> CoarseToFineUNet:
+    """A ``whiten=True`` copy of a trained plain-input c2f model that computes the same output.
+
+    The whitened body reads 10 conditioned channels instead of 4: RGB (weights copied), the
+    Laplacian channel at :data:`~deblurcli.models._common.WHITEN_LAPLACIAN_GAIN` instead of 2 (its
+    weights scaled to match) and six gradient channels (weights zero, so they change nothing until
+    training uses them); the estimate's 3 channels follow (copied). Training continues from what the
+    model learned instead of from scratch.
+
+    Raises:
+        ValueError: ``model`` is already whitened or has no Laplacian channel.
+    """
+    from deblurcli.models._common import WHITEN_LAPLACIAN_GAIN
+
+    if model.whiten or not model.use_laplacian:
+        raise ValueError("whitened_from needs a c2f model with the plain RGB + Laplacian input")
+    new = CoarseToFineUNet(**{**model.hparams, "whiten": True})
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    w = state["body.intro.0.weight"]  # (C, 4 + 3, 3, 3): RGB, 2 x Laplacian, estimate
+    wide = torch.zeros(w.shape[0], new.conditioned_channels + 3, *w.shape[2:], dtype=w.dtype)
+    wide[:, 0:3] = w[:, 0:3]
+    wide[:, 3] = w[:, 3] * (2.0 / WHITEN_LAPLACIAN_GAIN)
+    wide[:, -3:] = w[:, 4:7]
+    state["body.intro.0.weight"] = wide
+    new.load_state_dict(state, strict=True)
+    return new
