@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deblurcli.models._common import condition, condition_whitened, pad_to_multiple
+from deblurcli.models._common import WHITEN_LAPLACIAN_GAIN, condition, condition_whitened, pad_to_multiple
 
 
 class ResBlock(nn.Module):
@@ -87,7 +87,8 @@ class CoarseToFineUNet(nn.Module):
         laplacian: add the Laplacian of the input luma (at each scale) as a 4th input channel.
         whiten: amplified high frequencies in the input (:func:`condition_whitened`: the Laplacian
             channel and each colour's gradients, at gains that make them the RGB channels' order),
-            so that training learns deconvolution far faster; needs ``laplacian``.
+            which makes a linear deconvolution far faster to learn (``bench/conditioning.py``; in
+            this network the measured gain was small, ``training/README.md``); needs ``laplacian``.
 
     Shape:
         (B, 3, H, W) float in [0, 1] -> (B, 3, H, W) float in [0, 1], any H, W >= 1.
@@ -126,7 +127,7 @@ class CoarseToFineUNet(nn.Module):
         self.scales = scales
         # The body's own multiple; the coarsest scale must meet it, so the input pads to this.
         self.pad_multiple = 2 ** (levels + scales - 1)
-        # Input at each scale: the conditioned blurred image (3 or 4 channels) + the estimate (3).
+        # Input at each scale: the conditioned blurred image (3, 4 or 10 channels) + the estimate (3).
         self.body = UNetBody(self.conditioned_channels + 3, width, levels, blocks, middle_blocks)
 
     @property
@@ -172,8 +173,6 @@ def whitened_from(model: CoarseToFineUNet) -> CoarseToFineUNet:
     Raises:
         ValueError: ``model`` is already whitened or has no Laplacian channel.
     """
-    from deblurcli.models._common import WHITEN_LAPLACIAN_GAIN
-
     if model.whiten or not model.use_laplacian:
         raise ValueError("whitened_from needs a c2f model with the plain RGB + Laplacian input")
     new = CoarseToFineUNet(**{**model.hparams, "whiten": True})
