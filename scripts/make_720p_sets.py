@@ -12,6 +12,8 @@ Writes, under OUT (deterministic: the same files on every machine):
   blurred by the stills engine with streaks of 20-120 px, averaged in stored values (γ 1.0, as
   GoPro's ``blur`` folder and Levin) and in linear light (γ 2.2, as GoPro's ``blur_gamma``). Both
   sets use the same camera paths, so they differ only in how the frames were averaged.
+* ``small720-g1.0/``: the middle frame of each held-out photo with small streaks (10-25 px, γ 1.0):
+  a check that a model removes ordinary blur and leaves nearly sharp detail alone.
 
 Usage: python scripts/make_720p_sets.py [--data ../shared/data] [--out DIR] [--frames-per-photo 3]
 """
@@ -77,6 +79,11 @@ def main() -> None:
                 save_png(d / "blur" / f"{name}.png", s.blurred)
                 save_png(d / "sharp" / f"{name}.png", s.sharp)
                 print(f"{d.name}/{name}: streak {s.blur_px:.0f} px, {s.subframes} sub-frames, {s.objects} objects", flush=True)
+            if k == (args.frames_per_photo - 1) // 2:
+                rng = np.random.default_rng((SEED, zlib.crc32(name.encode())))
+                s = synthesize_from_still(crop, rng, max_blur=25.0, min_blur=10.0, gamma=1.0)
+                save_png(out / "small720-g1.0" / "blur" / f"{name}.png", s.blurred)
+                save_png(out / "small720-g1.0" / "sharp" / f"{name}.png", s.sharp)
     print(f"train1280: {len(photos) - len(held)} photos; held out: {', '.join(sorted(held))}")
 
 
