@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Train the coarse-to-fine model (c2f, whitened input) for blur at the scale of 720p footage, resumably, and score
-# it on the held-out 720p sets. One command; run it again (same OUT) to continue where it stopped.
+# Train the coarse-to-fine model (c2f, whitened input) for blur at the scale of 720p footage,
+# resumably, and score it on the held-out 720p sets. One command; run it again (same OUT) to continue
+# where it stopped.
 #
 #   DATA=../shared/data OUT=/work/runs/c2f STEPS=20000 scripts/train_c2f.sh
 #
@@ -8,8 +9,8 @@
 #   the held-out sets OUT/data/heldout720-g1.0 and -g2.2 (24 frames of 1280x720 from 8 other photos,
 #   streaks 20-120 px, averaged in stored values and in linear light; and small720-g1.0, 8 frames
 #   with 10-25 px streaks). Urban100 and Sun-Hays80 photos are trained on as they are (up to
-#   1024 px). `deblur make-pairs` makes 15 real pairs from each of
-#   four of the shared videos (OUT/data/video-train); shaky_handheld.mp4 stays held out.
+#   1024 px). `deblur make-pairs` makes 15 real pairs from each of four of the shared videos
+#   (OUT/data/video-train); shaky_handheld.mp4 stays held out.
 # - Recipe: content loss only (the GAN lost 0.9-2.6 dB in the ablation, README), L1 + 0.1 FFT,
 #   Adam 2e-4 (LR) with the generator's gradient clipped to norm 10 (typical norms are 3-15; at 5e-4
 #   without clipping one bad batch undid ~1000 steps), batch 4 of 256 px crops (CROP), streaks up
@@ -17,9 +18,9 @@
 #   blur worse), the whitened input (WHITEN=1, the c2f `whiten` hparam), camera gamma 1.0 or 2.2
 #   per crop, half and half (blur averaged in stored values, as in GoPro's blur/ and Levin's set,
 #   and in linear light; a uniform draw on [1.0, 2.2] is mostly > 1 and taught the model to darken),
-#   in half of the linear-light crops near-white pixels made 2-20x
-#   brighter than white before the blur (--highlights 0.5: lamps leave saturated streaks), bf16 on
-#   bf16 CPUs, one compute thread (THREADS) and one loader worker.
+#   in half of the linear-light crops near-white pixels made 2-20x brighter than white before the
+#   blur (--highlights 0.5: lamps leave saturated streaks), bf16 on bf16 CPUs, one compute thread
+#   (THREADS) and one loader worker.
 # - Continuing: with checkpoints in OUT/train/checkpoints the run resumes exactly (--resume; STEPS
 #   may be raised). Without them (a new machine), a new run starts from INIT, by default the
 #   committed work-in-progress weights training/c2f-w.safetensors (WHITEN=0: c2f-s.safetensors; a

@@ -10,7 +10,6 @@ c2f --hparam whiten=true`: training continues from what was learned instead of f
 
 from __future__ import annotations
 
-import json
 import sys
 
 import torch
@@ -34,7 +33,8 @@ def main() -> None:
     x = torch.rand(1, 3, 96, 128)
     with torch.no_grad():
         diff = float((old.eval()(x) - new.eval()(x)).abs().max())
-    save_model(dst, new, metadata={"initialised_from": src, "converted": json.dumps({"whiten": True})})
+    # The file's hyperparameters already say whiten=true; the metadata only names the source.
+    save_model(dst, new, metadata={"converted_from": src})
     print(f"{dst}: c2f whiten=true, same output as {src} (max difference {diff:.1e})")
 
 

@@ -35,17 +35,21 @@ WHITEN_GRAD_GAIN = 10.0
 WHITEN_LAPLACIAN_GAIN = 30.0
 
 
+#: Channels of :func:`condition_whitened`'s output.
+WHITENED_CHANNELS = 10
+
+
 def condition_whitened(x: torch.Tensor) -> torch.Tensor:
     """The network input with whitened high frequencies, for a (B, 3, H, W) batch in [0, 1]: RGB
     in [-1, 1] (3), the paper's Laplacian-of-luma channel (1) and each colour's horizontal and
     vertical forward differences (6), the last seven amplified (see :data:`WHITEN_GRAD_GAIN`).
-    10 channels."""
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected a (B, 3, H, W) tensor, got {tuple(x.shape)}")
+    :data:`WHITENED_CHANNELS` channels."""
+    plain = condition(x, True)  # RGB in [-1, 1] and 2 x the Laplacian; checks the shape
     p = F.pad(x, (0, 1, 0, 1), mode="replicate")
     dx = p[..., :-1, 1:] - x
     dy = p[..., 1:, :-1] - x
-    return torch.cat([x * 2.0 - 1.0, WHITEN_LAPLACIAN_GAIN * laplacian(x), WHITEN_GRAD_GAIN * dx, WHITEN_GRAD_GAIN * dy], dim=1)
+    lap = plain[:, 3:] * (WHITEN_LAPLACIAN_GAIN / 2.0)
+    return torch.cat([plain[:, :3], lap, WHITEN_GRAD_GAIN * dx, WHITEN_GRAD_GAIN * dy], dim=1)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> tuple[torch.Tensor, int, int]:

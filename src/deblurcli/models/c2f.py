@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deblurcli.models._common import WHITEN_LAPLACIAN_GAIN, condition, condition_whitened, pad_to_multiple
+from deblurcli.models._common import WHITEN_LAPLACIAN_GAIN, WHITENED_CHANNELS, condition, condition_whitened, pad_to_multiple
 
 
 class ResBlock(nn.Module):
@@ -138,7 +138,7 @@ class CoarseToFineUNet(nn.Module):
     @property
     def conditioned_channels(self) -> int:
         """Channels of the body's conditioned-image input: 10 whitened, else :attr:`in_channels`."""
-        return 10 if self.whiten else self.in_channels
+        return WHITENED_CHANNELS if self.whiten else self.in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -181,7 +181,7 @@ def whitened_from(model: CoarseToFineUNet) -> CoarseToFineUNet:
     wide = torch.zeros(w.shape[0], new.conditioned_channels + 3, *w.shape[2:], dtype=w.dtype)
     wide[:, 0:3] = w[:, 0:3]
     wide[:, 3] = w[:, 3] * (2.0 / WHITEN_LAPLACIAN_GAIN)
-    wide[:, -3:] = w[:, 4:7]
+    wide[:, -3:] = w[:, model.in_channels :]
     state["body.intro.0.weight"] = wide
     new.load_state_dict(state, strict=True)
     return new
