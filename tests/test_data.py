@@ -103,6 +103,7 @@ def test_stills_items_are_blurred_on_the_fly(tmp_path: Path) -> None:
     val1 = load_validation([Item(sharp=tmp_path / "p.png", name="p")], crop=32, max_blur=12)
     val2 = load_validation([Item(sharp=tmp_path / "p.png", name="p")], crop=32, max_blur=12)
     np.testing.assert_array_equal(val1[0][1], val2[0][1])  # fixed-seed validation pairs
+    assert val1[0][3] == "g2.2"
     assert val1[0][1].shape == (32, 32, 3)
 
 
@@ -127,7 +128,30 @@ def test_validation_count_and_crop(tmp_path: Path) -> None:
     src = open_source(_pair_folder(tmp_path / "mp", "blurred", "targets", 10, size=(40, 56)), val_fraction=0.5)
     val = load_validation(src.val, count=3, crop=0, multiple=16)
     assert len(val) == 3
-    assert all(b.shape == (32, 48, 3) for _, b, _ in val)  # whole image rounded down to x16
+    assert all(b.shape == (32, 48, 3) for _, b, _, _ in val)  # whole image rounded down to x16
+    assert {kind for *_, kind in val} == {"pairs"}
+
+
+def test_validation_blurs_photos_at_each_gamma_in_turn(tmp_path: Path) -> None:
+    """Photos take the gammas in turn and are labelled with theirs; the default (2.2 alone) keeps the
+    validation crops of earlier versions bit for bit. Blur averaged in stored values keeps the
+    mean level, blur averaged in linear light brightens it: the two kinds must be scored apart."""
+    items = []
+    for i in range(4):
+        _write(tmp_path / f"p{i}.png", textured_rgb(96, 96, seed=10 + i))
+        items.append(Item(sharp=tmp_path / f"p{i}.png", name=f"p{i}"))
+    both = load_validation(items, count=0, crop=64, max_blur=20, gammas=(1.0, 2.2))
+    assert [kind for *_, kind in both] == ["g1.0", "g2.2", "g1.0", "g2.2"]
+    default = load_validation(items, count=0, crop=64, max_blur=20)
+    assert [kind for *_, kind in default] == ["g2.2"] * 4
+    for i in (1, 3):  # the same gamma and seed: the same crop as before
+        np.testing.assert_array_equal(both[i][1], default[i][1])
+    for i in (0, 2):  # the same photo and path at the other gamma
+        shift_g1 = float(both[i][1].mean() - both[i][2].mean()) * 255
+        shift_g22 = float(default[i][1].mean() - default[i][2].mean()) * 255
+        assert shift_g22 > 1.0 and abs(shift_g1) < shift_g22 / 3, (shift_g1, shift_g22)
+    with pytest.raises(ValueError, match="at least one gamma"):
+        load_validation(items, gammas=())
 
 
 def test_gamma_set_draws_each_value_equally_often(tmp_path: Path) -> None:

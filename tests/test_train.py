@@ -334,6 +334,11 @@ def test_plot_from_metrics(tmp_path: Path) -> None:
 
     im = np.asarray(Image.open(png).convert("RGB"))
     assert im.shape[0] == 4 * 180 and (im != 255).any(axis=2).mean() > 0.01  # four panels, something drawn
+    # Per-kind validation metrics add a gain panel and a level-shift panel.
+    rows += [{"kind": "val", "step": 30, "val_psnr": 23.0, "val_psnr_blurred": 22.0, "val_gain_g1.0": 0.1, "val_gain_g2.2": 0.5,
+              "val_shift_g1.0": -0.2, "val_shift_g2.2": 2.0}]
+    m.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert np.asarray(Image.open(plot_metrics(m, tmp_path / "curves.png"))).shape[0] == 6 * 180
 
 
 def test_clip_grad_is_logged_and_changes_the_update(pairs_dir: Path, tmp_path: Path) -> None:
@@ -360,3 +365,26 @@ def test_non_finite_metrics_are_written_as_null(tmp_path: Path) -> None:
     (row,) = read_metrics(path)
     assert row["g_loss"] is None and row["g_grad_norm"] is None and row["lr"] == 1e-4
     plot_metrics(path, tmp_path / "curves.png")  # the plot skips the nulls
+
+
+def test_validation_scores_each_kind_of_blur_apart(pairs_dir: Path, tmp_path: Path) -> None:
+    """A run on γ 1.0 and 2.2 validates photos at both and scores each kind (and the file pairs)
+    apart. c2f is the identity at init and lr 0 keeps it so: every gain is 0 and every shift is
+    the blurred input's: small for γ 1.0 (stored values averaged), clearly positive for γ 2.2
+    (linear light averaged brightens), the gap the shift metric exists to show."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(photos / f"p{i}.png"), textured_rgb(96, 96, seed=40 + i)[..., ::-1])
+    out = tmp_path / "run"
+    cfg = _cfg(photos, out, steps=1, gan=False, lr=0.0, arch="c2f", precision="fp32", max_blur=20, val_crop=64, val_count=0,
+               val_fraction=0.5, gamma=(1.0, 2.2), gamma_set=(1.0, 2.2),
+               hparams={"width": 4, "levels": 2, "blocks": 1, "middle_blocks": 1, "scales": 2})
+    cfg.data.append(str(pairs_dir))
+    train(cfg)
+    (val,) = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "val"]
+    kinds = ("g1.0", "g2.2", "pairs")
+    assert {k for k in val if k.startswith(("val_gain_", "val_shift_"))} == {f"val_{m}_{k}" for m in ("gain", "shift") for k in kinds}
+    assert all(abs(val[f"val_gain_{k}"]) < 1e-6 for k in kinds)
+    assert val["val_shift_g2.2"] > 1.0 and abs(val["val_shift_g1.0"]) < val["val_shift_g2.2"] / 3, val
+    assert val["val_psnr"] == pytest.approx(val["val_psnr_blurred"])

@@ -305,8 +305,14 @@ def _center_crop(a: np.ndarray, size: int, multiple: int) -> np.ndarray:
 
 
 def load_validation(
-    items: list[Item], *, count: int = 16, crop: int = 256, max_blur: float = 60.0, multiple: int = 16
-) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    items: list[Item],
+    *,
+    count: int = 16,
+    crop: int = 256,
+    max_blur: float = 60.0,
+    multiple: int = 16,
+    gammas: tuple[float, ...] = (DEFAULT_GAMMA,),
+) -> list[tuple[str, np.ndarray, np.ndarray, str]]:
     """The validation set, loaded once: up to ``count`` items (evenly spread), center-cropped.
 
     Args:
@@ -315,21 +321,33 @@ def load_validation(
         crop: center-crop side (0 = whole image); sides are rounded down to ``multiple``.
         max_blur: synthetic blur of photo items (drawn with a fixed seed per item).
         multiple: crop sides are multiples of this (models pad anyway; this keeps borders honest).
+        gammas: camera gammas of the synthetic blur, taken in turn by the photo items, so that a
+            run trained on blur averaged in stored values (1.0) and in linear light (2.2) is
+            validated on both, and each kind is scored on its own (a gain on 2.2 alone can be a
+            brightness correction that removes no blur).
 
     Returns:
-        A list of (name, blurred, sharp) float32 (H, W, 3) arrays.
+        A list of (name, blurred, sharp, kind): float32 (H, W, 3) arrays; ``kind`` is ``"g1.0"``,
+        ``"g2.2"``, ... for photos blurred here (their gamma), ``"pairs"`` for file pairs.
     """
+    if not gammas:
+        raise ValueError("gammas must name at least one gamma")
     if count and len(items) > count:
         picks = np.linspace(0, len(items) - 1, count).round().astype(int)
         items = [items[i] for i in sorted(set(picks.tolist()))]
     out = []
-    for i, item in enumerate(items):
+    photos = 0
+    for item in items:
         if item.synthetic:
+            g = float(gammas[photos % len(gammas)])
+            photos += 1
             sharp = _center_crop(_pad_to(_read_rgb(item.sharp), 16), crop, multiple)
             rng = np.random.default_rng((_VAL_SYNTH_SEED, zlib.crc32(item.name.encode())))
-            blurred, sharp = _synthesize(sharp, rng, max_blur)
+            blurred, sharp = _synthesize(sharp, rng, max_blur, gamma=(g, g))
+            kind = f"g{g:.1f}"
         else:
             blurred, sharp = (_pad_to(a, 16) for a in load_pair(item))
             blurred, sharp = _center_crop(blurred, crop, multiple), _center_crop(sharp, crop, multiple)
-        out.append((item.name, np.ascontiguousarray(blurred), np.ascontiguousarray(sharp)))
+            kind = "pairs"
+        out.append((item.name, np.ascontiguousarray(blurred), np.ascontiguousarray(sharp), kind))
     return out

@@ -50,6 +50,12 @@ def _parse_hparams(values: list[str] | None, option: str) -> dict[str, object]:
     return parsed
 
 
+def _by_kind(metrics: dict, prefix: str, fmt: str) -> str:
+    """``"; g1.0 +0.12 dB, g2.2 ..."`` for the per-kind validation metrics named ``prefix<kind>``."""
+    parts = [f"{k[len(prefix):]} {fmt.format(v)}" for k, v in sorted(metrics.items()) if k.startswith(prefix)]
+    return "; " + ", ".join(parts) if parts else ""
+
+
 def _render_training(cfg: "object", json_out: bool) -> dict:
     """Run deblurcli.train.train(cfg) in this process, rendering rank 0's progress (stderr) or JSON."""
     import os
@@ -95,7 +101,7 @@ def _render_training(cfg: "object", json_out: bool) -> dict:
             if e.metrics:
                 err.print(
                     f"validation: {info['val_items']} images; blurred inputs PSNR {e.metrics['val_psnr_blurred']:.2f} dB, "
-                    f"SSIM {e.metrics['val_ssim_blurred']:.4f}"
+                    f"SSIM {e.metrics['val_ssim_blurred']:.4f}" + _by_kind(e.metrics, "val_blurred_psnr_", "{:.2f} dB")
                 )
         elif e.kind == "step":
             m = e.metrics
@@ -116,6 +122,7 @@ def _render_training(cfg: "object", json_out: bool) -> dict:
                 progress.console.print(
                     f"step {e.step}: val PSNR {m['val_psnr']:.2f} dB (blurred {m['val_psnr_blurred']:.2f}), "
                     f"SSIM {m['val_ssim']:.4f} (blurred {m['val_ssim_blurred']:.4f})"
+                    + _by_kind(m, "val_gain_", "{:+.2f} dB") + _by_kind(m, "val_shift_", "{:+.2f} levels")
                 )
         elif e.kind == "checkpoint":
             if json_out:

@@ -23,11 +23,21 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+_KIND_COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
+
+
+def _series(rows: list[dict[str, Any]], prefix: str) -> list[tuple[str, list[dict[str, Any]], tuple[int, int, int]]]:
+    """One series per metric named ``prefix<kind>`` in ``rows``, each in its own colour."""
+    keys = sorted({k for r in rows for k in r if k.startswith(prefix)})
+    return [(k, rows, _KIND_COLORS[i % len(_KIND_COLORS)]) for i, k in enumerate(keys)]
+
+
 def plot_metrics(metrics: str | Path, png: str | Path, *, width: int = 900, panel_height: int = 180) -> Path:
     """Draw the training curves of a metrics.jsonl file to a PNG with Pillow.
 
     Panels: generator losses (content x weight is in g_loss), critic (Wasserstein estimate, penalty)
-    and validation PSNR against the blurred inputs' PSNR. Written atomically.
+    validation PSNR against the blurred inputs' PSNR, and per kind of validation item (gamma of
+    the synthetic blur, or file pairs) the PSNR gain and the mean level shift. Written atomically.
     """
     from PIL import Image as PILImage
     from PIL import ImageDraw
@@ -40,6 +50,8 @@ def plot_metrics(metrics: str | Path, png: str | Path, *, width: int = 900, pane
         ("adversarial: critic's Wasserstein estimate, generator's -D(G(x))", [("wasserstein", train_rows, (214, 39, 40)), ("g_adv", train_rows, (31, 119, 180))]),
         ("gradient penalty", [("gp", train_rows, (148, 103, 189))]),
         ("validation PSNR (dB)", [("val_psnr", val_rows, (31, 119, 180)), ("val_psnr_blurred", val_rows, (127, 127, 127))]),
+        ("validation PSNR gain over the blurred inputs, by kind (dB)", _series(val_rows, "val_gain_")),
+        ("validation mean level shift against the targets, by kind (8-bit levels)", _series(val_rows, "val_shift_")),
     ]
     panels = [(t, [s for s in series if any(k in r for r in s[1] for k in [s[0]])]) for t, series in panels]
     panels = [p for p in panels if p[1]]

@@ -345,9 +345,44 @@ def train_step(nets: _Nets, cfg: TrainConfig, blurred: Any, sharp: Any, *, facto
     return parts
 
 
-def validate(generator: Any, val_set: list[tuple[str, Any, Any]], baseline: dict[str, float], *, device: Any, autocast: Any) -> dict[str, float]:
+ValItem = tuple[str, Any, Any, str]  # (name, blurred (1,3,H,W), sharp, kind); see data.load_validation
+
+
+def _kind_scores(preds: list[Any], val_set: list[ValItem], prefix: str) -> dict[str, float]:
+    """Per kind of validation item (``g1.0``, ``g2.2``, ``pairs``): mean PSNR and mean level shift
+    (8-bit levels, output minus target) of ``preds``, as ``{prefix}psnr_<kind>`` and
+    ``{prefix}shift_<kind>``."""
+    import numpy as np
+
+    from deblurcli.metrics import psnr
+
+    out: dict[str, float] = {}
+    for kind in sorted({k for *_, k in val_set}):
+        rows = [(p, s) for p, (_, _, s, k) in zip(preds, val_set) if k == kind]
+        out[f"{prefix}psnr_{kind}"] = float(np.mean([float(psnr(p, s)) for p, s in rows]))
+        out[f"{prefix}shift_{kind}"] = float(np.mean([255.0 * float((p - s).mean()) for p, s in rows]))
+    return out
+
+
+def validation_baseline(val_set: list[ValItem]) -> dict[str, float]:
+    """The blurred inputs' scores on the validation set: ``val_psnr_blurred``, ``val_ssim_blurred``
+    and per kind ``val_blurred_psnr_<kind>``, ``val_blurred_shift_<kind>``."""
+    import numpy as np
+
+    from deblurcli.metrics import psnr, ssim
+
+    return {
+        "val_psnr_blurred": float(np.mean([float(psnr(b, s)) for _, b, s, _ in val_set])),
+        "val_ssim_blurred": float(np.mean([float(ssim(b, s)) for _, b, s, _ in val_set])),
+        **_kind_scores([b for _, b, _, _ in val_set], val_set, "val_blurred_"),
+    }
+
+
+def validate(generator: Any, val_set: list[ValItem], baseline: dict[str, float], *, device: Any, autocast: Any) -> dict[str, float]:
     """Mean PSNR and SSIM of the generator's outputs on the validation set (with the blurred
-    inputs' ``baseline`` beside them); ``{}`` without a validation set."""
+    inputs' ``baseline`` beside them), and per kind of item the PSNR gain over the blurred inputs
+    (``val_gain_<kind>``, dB) and the mean level shift against the targets (``val_shift_<kind>``,
+    8-bit levels); ``{}`` without a validation set."""
     import numpy as np
     import torch
 
@@ -356,14 +391,25 @@ def validate(generator: Any, val_set: list[tuple[str, Any, Any]], baseline: dict
     if not val_set:
         return {}
     generator.eval()
-    ps, ss = [], []
+    preds = []
     with torch.no_grad(), autocast:
-        for _, b, s in val_set:
-            pred = generator(b.to(device)).float().clamp(0, 1).cpu()
-            ps.append(float(psnr(pred, s)))
-            ss.append(float(ssim(pred, s)))
+        for _, b, _, _ in val_set:
+            preds.append(generator(b.to(device)).float().clamp(0, 1).cpu())
     generator.train()
-    return {"val_psnr": float(np.mean(ps)), "val_ssim": float(np.mean(ss)), **baseline}
+    kinds = _kind_scores(preds, val_set, "val_")
+    per_kind = {}
+    for key, value in kinds.items():
+        kind = key.split("_", 2)[2]
+        if key.startswith("val_psnr_"):
+            per_kind[f"val_gain_{kind}"] = value - baseline[f"val_blurred_psnr_{kind}"]
+        else:
+            per_kind[key] = value
+    return {
+        "val_psnr": float(np.mean([float(psnr(p, s)) for p, (_, _, s, _) in zip(preds, val_set)])),
+        "val_ssim": float(np.mean([float(ssim(p, s)) for p, (_, _, s, _) in zip(preds, val_set)])),
+        **{k: v for k, v in baseline.items() if k in ("val_psnr_blurred", "val_ssim_blurred")},
+        **per_kind,
+    }
 
 
 class _Run:
@@ -379,17 +425,15 @@ class _Run:
         self.metrics_path = self.out / "metrics.jsonl"
         self.nets: Optional[_Nets] = None
         self.total = 0
-        self.val_set: list[tuple[str, Any, Any]] = []
+        self.val_set: list[ValItem] = []
         self.baseline: dict[str, float] = {}
         self.tb: Any = None
 
     def start(self, data: _Data, step: int) -> None:
         """Rank 0: the metrics file, the validation set and its baseline, TensorBoard, the start event."""
-        import numpy as np
         import torch
 
         from deblurcli.data import load_validation
-        from deblurcli.metrics import psnr, ssim
 
         assert self.nets is not None
         # checkpoints/ is made by the first save: a run that fails before it leaves none.
@@ -398,15 +442,15 @@ class _Run:
         elif self.metrics_path.exists():
             self.metrics_path.unlink()
         multiple = getattr(self.nets.generator, "pad_multiple", 16)
+        # Validated on each gamma the run trains on (a range: both ends), scored per kind.
+        gammas = self.cfg.gamma_set or tuple(sorted({float(self.cfg.gamma[0]), float(self.cfg.gamma[1])}))
         self.val_set = [
-            (n, torch.from_numpy(b).permute(2, 0, 1)[None], torch.from_numpy(s).permute(2, 0, 1)[None])
-            for n, b, s in load_validation(data.val_items, count=self.cfg.val_count, crop=self.cfg.val_crop, max_blur=self.cfg.max_blur, multiple=multiple)
+            (n, torch.from_numpy(b).permute(2, 0, 1)[None], torch.from_numpy(s).permute(2, 0, 1)[None], kind)
+            for n, b, s, kind in load_validation(data.val_items, count=self.cfg.val_count, crop=self.cfg.val_crop,
+                                                 max_blur=self.cfg.max_blur, multiple=multiple, gammas=gammas)
         ]
         if self.val_set:
-            self.baseline = {
-                "val_psnr_blurred": float(np.mean([float(psnr(b, s)) for _, b, s in self.val_set])),
-                "val_ssim_blurred": float(np.mean([float(ssim(b, s)) for _, b, s in self.val_set])),
-            }
+            self.baseline = validation_baseline(self.val_set)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
