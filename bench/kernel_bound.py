@@ -1,0 +1,171 @@
+"""What knowing the blur is worth on the held-out 720p sets: an upper bound for deblurring designs.
+
+For each frame of a set written by ``scripts/make_720p_sets.py``, the set's random camera path is
+replayed (same seed, same draws) on an image of isolated dots, which gives the true blur kernel
+(PSF) at each dot. Each tile of the blurred frame is then Wiener-deconvolved, in the set's linear
+space, with the PSF at the tile's centre (non-blind: the kernel is known, only its variation within a
+tile is ignored). Printed: the luma PSNR gain over the blurred frame for a few noise-to-signal
+ratios. With ``--lines`` it also prints an oracle that knows only which *straight* streak fits each
+tile best (a bank of line kernels, lengths x angles, each tile taking the deconvolution closest to
+the truth): what a "classify the local motion, then deconvolve" design could reach at best.
+
+Frames with independently moving objects (the stills engine adds them to about half) are replayed
+without their kernels (the objects' patches come from the dot image): where an object hides the
+dots a tile keeps its blurred pixels, elsewhere on the object it is deconvolved with the camera's
+kernel, which is wrong there. Such frames are marked, and the means are printed with and without them.
+
+    python bench/kernel_bound.py [--data /work/data] [--set small720-g1.0] [--frames 4] [--lines]
+
+The set names fix the blur that made them (make_720p_sets.py): small720-* 10-25 px, heldout720-*
+20-120 px; gamma from the name. Needs the held-out sets (run make_720p_sets.py first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+#: scripts/make_720p_sets.py's SEED and streak ranges per set prefix (min, max px).
+SEED = 720
+BLUR = {"small720": (10.0, 25.0), "heldout720": (20.0, 120.0)}
+NSR = (1e-3, 3e-3, 1e-2, 3e-2)
+LUMA = np.float32([0.299, 0.587, 0.114])
+
+
+def _wiener(blurred_fft: np.ndarray, psf: np.ndarray, centre: tuple[int, int], shape: tuple[int, int], nsr: float) -> np.ndarray:
+    """Wiener deconvolution of a padded image (its rfft2 given) by ``psf`` whose origin is ``centre``."""
+    kp = np.zeros(shape, np.float32)
+    kp[: psf.shape[0], : psf.shape[1]] = psf
+    kp = np.roll(kp, (-centre[0], -centre[1]), (0, 1))
+    k = np.fft.rfft2(kp)
+    return np.fft.irfft2(blurred_fft * np.conj(k) / (np.abs(k) ** 2 + nsr), s=shape)
+
+
+def _line_psf(length: float, angle: float) -> np.ndarray:
+    size = int(length) + 3 | 1
+    k = np.zeros((size, size), np.float32)
+    c = size // 2
+    for t in np.linspace(-0.5, 0.5, max(int(length * 4), 2)):
+        x, y = c + t * (length - 1) * np.cos(angle), c + t * (length - 1) * np.sin(angle)
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        k[y0, x0] += (1 - fx) * (1 - fy)
+        k[y0, x0 + 1] += fx * (1 - fy)
+        k[y0 + 1, x0] += (1 - fx) * fy
+        k[y0 + 1, x0 + 1] += fx * fy
+    return k / k.sum()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("/work/data"), help="make_720p_sets.py's --out")
+    ap.add_argument("--set", default="small720-g1.0")
+    ap.add_argument("--frames", type=int, default=4)
+    ap.add_argument("--lines", action="store_true", help="also the best-straight-streak oracle")
+    args = ap.parse_args()
+    prefix, gtag = args.set.rsplit("-g", 1)
+    if prefix not in BLUR:
+        sys.exit(f"unknown set {args.set!r}: expected small720-gG or heldout720-gG")
+    gamma, (min_blur, max_blur) = float(gtag), BLUR[prefix]
+    blurred_files = sorted((args.data / args.set / "blur").glob("*.png"))[: args.frames]
+    if not blurred_files:
+        sys.exit(f"no frames in {args.data / args.set / 'blur'} (run scripts/make_720p_sets.py)")
+
+    import cv2
+
+    from deblurcli.images import read_image
+    from deblurcli.pairs import synthesize_from_still
+
+    # Dots far enough apart that one dot's streak never reaches the next one's window.
+    grid = 64 if max_blur <= 30 else 256
+    radius = int(max_blur) + 4
+    gains, line_gains = [], []
+    for path in blurred_files:
+        name = path.stem
+        b = read_image(path).pixels.astype(np.float32) / 255 @ LUMA
+        s = read_image(path.parent.parent / "sharp" / path.name).pixels.astype(np.float32) / 255 @ LUMA
+        h, w = b.shape
+        dots = np.zeros((h, w, 3), np.float32)
+        dots[grid // 2 :: grid, grid // 2 :: grid] = 1.0
+        # The set drew its path with this generator at this gamma; at gamma 1 the dots' blur is the PSF.
+        replay = synthesize_from_still(dots, np.random.default_rng((SEED, zlib.crc32(name.encode()))),
+                                       max_blur=max_blur, min_blur=min_blur, gamma=1.0)
+        spread = replay.blurred[..., 1]
+        # Each tile is deconvolved within a window around it (margin: two streak lengths, so the
+        # window's wrap-around stays out of the tile), in the set's linear space.
+        margin = 2 * radius
+        lin = cv2.copyMakeBorder(b**gamma, margin, margin, margin, margin, cv2.BORDER_REFLECT_101)
+        ty_n, tx_n = h // grid, w // grid
+        hh, ww = ty_n * grid, tx_n * grid
+
+        def psnr(x: np.ndarray) -> float:
+            return float(10 * np.log10(1 / np.mean((x[:hh, :ww] - s[:hh, :ww]) ** 2)))
+
+        outs = {nsr: b.copy() for nsr in NSR}
+        for ty in range(ty_n):
+            for tx in range(tx_n):
+                cy, cx = ty * grid + grid // 2, tx * grid + grid // 2
+                y0, x0 = max(cy - radius, 0), max(cx - radius, 0)
+                psf = spread[y0 : cy + radius + 1, x0 : cx + radius + 1].copy()
+                if psf.sum() < 0.5:  # covered by a moving object: no PSF here
+                    continue
+                psf /= psf.sum()
+                window = lin[ty * grid : (ty + 1) * grid + 2 * margin, tx * grid : (tx + 1) * grid + 2 * margin]
+                fft = np.fft.rfft2(window)
+                tile = (slice(ty * grid, (ty + 1) * grid), slice(tx * grid, (tx + 1) * grid))
+                for nsr in NSR:
+                    x = _wiener(fft, psf, (cy - y0, cx - x0), window.shape, nsr)[margin : margin + grid, margin : margin + grid]
+                    outs[nsr][tile] = np.clip(x, 0, 1) ** (1 / gamma)
+        base = psnr(b)
+        g = [psnr(outs[nsr]) - base for nsr in NSR]
+        gains.append((g, replay.objects == 0))
+        note = f" ({replay.objects} moving objects not replayed)" if replay.objects else ""
+        print(f"{name}: streak {replay.blur_px:.0f} px, blurred {base:.2f} dB, known-PSF Wiener gain "
+              + ", ".join(f"nsr {n:g} {v:+.2f}" for n, v in zip(NSR, g)) + note, flush=True)
+        if args.lines:
+            line_gains.append(_line_oracle(b, s, gamma, max_blur))
+            print(f"{name}: best straight streak per 48 px tile (oracle) gain {line_gains[-1]:+.2f}", flush=True)
+    for label, rows in (("all", [g for g, _ in gains]), ("without moving objects", [g for g, still in gains if still])):
+        if rows:
+            m = np.mean(rows, axis=0)
+            print(f"mean over {len(rows)} frames ({label}), known-PSF Wiener gain: " + ", ".join(f"nsr {n:g} {v:+.2f}" for n, v in zip(NSR, m)))
+    if line_gains:
+        print(f"mean best-straight-streak oracle gain: {np.mean(line_gains):+.2f}")
+
+
+def _line_oracle(b: np.ndarray, s: np.ndarray, gamma: float, max_blur: float) -> float:
+    """PSNR gain (dB) of the frame assembled from, per 48 px tile, the best of: the blurred tile and
+    its Wiener deconvolutions by straight streaks (lengths up to ``max_blur``, angles every ~2 px of
+    arc), over the blurred frame."""
+    import cv2
+
+    tile = 48
+    h, w = b.shape
+    pad = int(max_blur) + 8
+    lin = cv2.copyMakeBorder(b**gamma, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    shape, fft = lin.shape, np.fft.rfft2(lin)
+    th, tw = h // tile, w // tile
+
+    def tile_err(x: np.ndarray) -> np.ndarray:
+        d = (x[: th * tile, : tw * tile] - s[: th * tile, : tw * tile]) ** 2
+        return d.reshape(th, tile, tw, tile).mean(axis=(1, 3))
+
+    blurred = tile_err(b)
+    best = blurred.copy()
+    for length in np.geomspace(4, max_blur, 8):
+        n_angles = max(4, min(48, int(np.pi * length / 2)))
+        for angle in np.arange(n_angles) * np.pi / n_angles:
+            psf = _line_psf(float(length), float(angle))
+            c = psf.shape[0] // 2
+            for nsr in (3e-3, 3e-2):
+                x = _wiener(fft, psf, (c, c), shape, nsr)[pad : pad + h, pad : pad + w]
+                best = np.minimum(best, tile_err(np.clip(x, 0, 1) ** (1 / gamma)))
+    return float(10 * np.log10(blurred.mean() / best.mean()))
+
+
+if __name__ == "__main__":
+    main()
