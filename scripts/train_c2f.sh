@@ -14,8 +14,9 @@
 # - Recipe: content loss only (the GAN lost 0.9-2.6 dB in the ablation, README), L1 + 0.1 FFT,
 #   Adam 2e-4 (LR) with the generator's gradient clipped to norm 10 (typical norms are 3-15; at 5e-4
 #   without clipping one bad batch undid ~1000 steps), batch 4 of 256 px crops (CROP), streaks up
-#   to 60 px (MAX_BLUR; the committed c2f-w was trained so; c2f-s, trained at 120, makes 10-25 px
-#   blur worse), the whitened input (WHITEN=1, the c2f `whiten` hparam), camera gamma 1.0 or 2.2
+#   to 25 px (MAX_BLUR; c2f-w's second stage: from its first stage, 5000 steps at 25 px beat 6000
+#   at 60 px on small blur, Levin and the video, and neither gained on 20-120 px; c2f-s, trained at
+#   120, makes 10-25 px blur worse), the whitened input (WHITEN=1, the c2f `whiten` hparam), camera gamma 1.0 or 2.2
 #   per crop, half and half (blur averaged in stored values, as in GoPro's blur/ and Levin's set,
 #   and in linear light; a uniform draw on [1.0, 2.2] is mostly > 1 and taught the model to darken),
 #   in half of the linear-light crops near-white pixels made 2-20x brighter than white before the
@@ -25,7 +26,8 @@
 #   may be raised). Without them (a new machine), a new run starts from INIT, by default the
 #   committed work-in-progress weights training/c2f-w.safetensors (WHITEN=0: c2f-s.safetensors; a
 #   fresh optimiser and schedule); INIT= (empty) starts from scratch. c2f-w was made from scratch by
-#   `OUT=runs/w60 INIT= STEPS=4000 scripts/train_c2f.sh` (training/README.md).
+#   `OUT=runs/w60 INIT= STEPS=4000 MAX_BLUR=60 scripts/train_c2f.sh`, then continued by
+#   `OUT=runs/s4c STEPS=5000 scripts/train_c2f.sh` (training/README.md).
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-runs/c2f}
@@ -35,7 +37,7 @@ THREADS=${THREADS:-1}
 DEVICE=${DEVICE:-auto}
 BATCH=${BATCH:-4}
 CROP=${CROP:-256}
-MAX_BLUR=${MAX_BLUR:-60}
+MAX_BLUR=${MAX_BLUR:-25}
 LR=${LR:-2e-4}
 WORKERS=${WORKERS:-1}
 # Whitened input (the c2f `whiten` hparam: gradients and Laplacian amplified); WHITEN=0 = the

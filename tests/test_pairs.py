@@ -7,7 +7,7 @@ import pytest
 
 from conftest import textured_rgb
 from deblurcli.blur import blur_score
-from deblurcli.pairs import StillSample, synthesize_from_still
+from deblurcli.pairs import StillSample, camera_psf, synthesize_from_still
 
 
 def _gray8(rgb: np.ndarray) -> np.ndarray:
@@ -136,6 +136,39 @@ def test_content_score_is_pyscenedetects_formula() -> None:
 # ------------------------------------------------------------------------------------------------
 # Videos (generated with PyAV: tiny, a few dozen frames)
 # ------------------------------------------------------------------------------------------------
+
+def test_camera_psf_is_the_blur_the_engine_renders() -> None:
+    """The kernel traced from the recorded camera path matches a rendered dot (the engine's own
+    blur of a point, γ 1.0 so no light conversion): same mass in the same places. And it is the
+    blur of a photo: the sharp frame convolved with it gives the blurred frame near that pixel."""
+    import cv2
+
+    h, w, g = 160, 224, 64
+    dots = np.zeros((h, w, 3), np.float32)
+    dots[g // 2 :: g, g // 2 :: g] = 1.0
+    rgb = textured_rgb(h, w, seed=11).astype(np.float32) / 255
+    for seed in (0, 1, 2):
+        d = synthesize_from_still(dots, np.random.default_rng(seed), max_blur=24.0, gamma=1.0, moving_objects=False)
+        p = synthesize_from_still(rgb, np.random.default_rng(seed), max_blur=24.0, gamma=1.0, moving_objects=False)
+        assert d.camera is not None and d.camera.shape == (d.subframes, 3, 3)
+        np.testing.assert_array_equal(d.camera, p.camera)  # the path does not depend on the content
+        size = 2 * 28 + 1
+        for y in range(g // 2, h, g):
+            for x in range(g // 2, w, g):
+                k = camera_psf(d.camera, x, y, size)
+                rendered = d.blurred[y - 28 : y + 29, x - 28 : x + 29, 0]
+                assert k.shape == (size, size) and abs(float(k.sum()) - 1) < 1e-5
+                assert np.abs(k - rendered / rendered.sum()).sum() < 0.05, (seed, x, y)  # flipped: > 0.7
+        # Forward model: sharp (*) kernel == blurred, on a window around the frame's centre.
+        k = camera_psf(p.camera, w / 2, h / 2, size)
+        reblurred = cv2.filter2D(p.sharp, -1, k[::-1, ::-1].copy(), borderType=cv2.BORDER_REFLECT_101)
+        win = (slice(h // 2 - 12, h // 2 + 12), slice(w // 2 - 12, w // 2 + 12))
+        assert np.abs(reblurred[win] - p.blurred[win]).mean() < 0.1 * np.abs(p.sharp[win] - p.blurred[win]).mean()
+    with pytest.raises(ValueError, match="odd"):
+        camera_psf(d.camera, 10, 10, 8)
+    with pytest.raises(ValueError, match=r"\(N, 3, 3\)"):
+        camera_psf(np.eye(3), 10, 10, 9)
+
 
 import json  # noqa: E402
 import os  # noqa: E402

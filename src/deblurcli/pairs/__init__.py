@@ -50,7 +50,7 @@ from deblurcli.pairs.detect import (
     transition_kind,
 )
 from deblurcli.pairs.make import VIDEO_EXTENSIONS, expand_video_inputs, make_pairs, pairs_from_still
-from deblurcli.pairs.stills import DEFAULT_MAX_BLUR, StillSample, synthesize_from_still
+from deblurcli.pairs.stills import DEFAULT_MAX_BLUR, StillSample, camera_psf, synthesize_from_still
 from deblurcli.pairs.store import MANIFEST, PNG_LEVEL, Manifest, _encode_png  # noqa: F401 (tests use _encode_png)
 from deblurcli.pairs.video import pairs_from_video
 
@@ -70,6 +70,7 @@ __all__ = [
     "adaptive_ratio",
     "average_frames",
     "average_frames_interpolated",
+    "camera_psf",
     "content_score",
     "expand_video_inputs",
     "linear_table",

@@ -41,6 +41,10 @@ class StillSample:
             (camera motion, and foreground motion when present) over the exposure.
         subframes: how many virtual frames were averaged.
         objects: how many independently moving foreground patches were added.
+        camera: (subframes, 3, 3) forward homographies of the camera path at the averaged
+            sub-frames (a point p of the sharp frame is at ``camera[k] @ p`` in sub-frame k), from
+            which :func:`camera_psf` gives the true blur kernel anywhere outside the moving patches;
+            None when not recorded.
     """
 
     blurred: np.ndarray
@@ -48,6 +52,46 @@ class StillSample:
     blur_px: float
     subframes: int = 0
     objects: int = 0
+    camera: np.ndarray | None = None
+
+
+def camera_psf(camera: np.ndarray, x: float, y: float, size: int) -> np.ndarray:
+    """The blur kernel (PSF) of a camera path at pixel (x, y) of the sharp frame.
+
+    Entry ``[size // 2 + dy, size // 2 + dx]`` is the share of the exposure the point spent at offset
+    (dx, dy) from (x, y), bilinearly split between pixels; near (x, y) the blurred image is the sharp
+    one convolved with it, in the linear light the sub-frames were averaged in. Supervision for
+    models that estimate the blur (``bench/kernel_bound.py`` measures what knowing it is worth).
+
+    Args:
+        camera: (N, 3, 3) homographies, :attr:`StillSample.camera`.
+        x, y: the pixel, in the sharp frame's coordinates.
+        size: odd kernel side; parts of the streak farther than ``size // 2`` px are dropped (the
+            kernel is renormalised), so take it above the sample's ``blur_px``.
+
+    Returns:
+        (size, size) float32 summing to 1.
+
+    Raises:
+        ValueError: ``size`` is not a positive odd number, or ``camera`` is not (N, 3, 3).
+    """
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"size must be a positive odd number, got {size}")
+    if camera.ndim != 3 or camera.shape[1:] != (3, 3) or len(camera) == 0:
+        raise ValueError(f"expected (N, 3, 3) homographies, got shape {camera.shape}")
+    q = camera @ np.array([x, y, 1.0])
+    dx, dy = q[:, 0] / q[:, 2] - x + size // 2, q[:, 1] / q[:, 2] - y + size // 2
+    x0, y0 = np.floor(dx).astype(int), np.floor(dy).astype(int)
+    fx, fy = dx - x0, dy - y0
+    k = np.zeros((size, size), np.float64)
+    for ox, oy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        xs, ys = x0 + ox, y0 + oy
+        inside = (xs >= 0) & (xs < size) & (ys >= 0) & (ys < size)
+        np.add.at(k, (ys[inside], xs[inside]), wgt[inside])
+    total = k.sum()
+    if total <= 0:
+        raise ValueError(f"the streak at ({x:g}, {y:g}) lies wholly outside a {size}x{size} kernel")
+    return (k / total).astype(np.float32)
 
 
 def _translate(tx: float, ty: float) -> np.ndarray:
@@ -322,6 +366,7 @@ def synthesize_from_still(
         blur_px=blur_px,
         subframes=n,
         objects=len(objects),
+        camera=cams,
     )
 
 
