@@ -348,20 +348,22 @@ def train_step(nets: _Nets, cfg: TrainConfig, blurred: Any, sharp: Any, *, facto
 ValItem = tuple[str, Any, Any, str]  # (name, blurred (1,3,H,W), sharp, kind); see data.load_validation
 
 
-def _kind_scores(preds: list[Any], val_set: list[ValItem], prefix: str) -> dict[str, float]:
-    """Per kind of validation item (``g1.0``, ``g2.2``, ``pairs``): mean PSNR and mean level shift
-    (8-bit levels, output minus target) of ``preds``, as ``{prefix}psnr_<kind>`` and
-    ``{prefix}shift_<kind>``."""
+def _kind_scores(preds: list[Any], val_set: list[ValItem], prefix: str) -> tuple[list[float], dict[str, float]]:
+    """The PSNR of each of ``preds`` against its target, and per kind of validation item (``g1.0``,
+    ``g2.2``, ``pairs``) the mean PSNR and mean level shift (8-bit levels, output minus target), as
+    ``{prefix}psnr_<kind>`` and ``{prefix}shift_<kind>``."""
     import numpy as np
 
     from deblurcli.metrics import psnr
 
+    scores = [float(psnr(p, s)) for p, (_, _, s, _) in zip(preds, val_set)]
+    shifts = [255.0 * float((p - s).mean()) for p, (_, _, s, _) in zip(preds, val_set)]
     out: dict[str, float] = {}
     for kind in sorted({k for *_, k in val_set}):
-        rows = [(p, s) for p, (_, _, s, k) in zip(preds, val_set) if k == kind]
-        out[f"{prefix}psnr_{kind}"] = float(np.mean([float(psnr(p, s)) for p, s in rows]))
-        out[f"{prefix}shift_{kind}"] = float(np.mean([255.0 * float((p - s).mean()) for p, s in rows]))
-    return out
+        mine = [i for i, (*_, k) in enumerate(val_set) if k == kind]
+        out[f"{prefix}psnr_{kind}"] = float(np.mean([scores[i] for i in mine]))
+        out[f"{prefix}shift_{kind}"] = float(np.mean([shifts[i] for i in mine]))
+    return scores, out
 
 
 def validation_baseline(val_set: list[ValItem]) -> dict[str, float]:
@@ -369,12 +371,13 @@ def validation_baseline(val_set: list[ValItem]) -> dict[str, float]:
     and per kind ``val_blurred_psnr_<kind>``, ``val_blurred_shift_<kind>``."""
     import numpy as np
 
-    from deblurcli.metrics import psnr, ssim
+    from deblurcli.metrics import ssim
 
+    scores, per_kind = _kind_scores([b for _, b, _, _ in val_set], val_set, "val_blurred_")
     return {
-        "val_psnr_blurred": float(np.mean([float(psnr(b, s)) for _, b, s, _ in val_set])),
+        "val_psnr_blurred": float(np.mean(scores)),
         "val_ssim_blurred": float(np.mean([float(ssim(b, s)) for _, b, s, _ in val_set])),
-        **_kind_scores([b for _, b, _, _ in val_set], val_set, "val_blurred_"),
+        **per_kind,
     }
 
 
@@ -386,30 +389,25 @@ def validate(generator: Any, val_set: list[ValItem], baseline: dict[str, float],
     import numpy as np
     import torch
 
-    from deblurcli.metrics import psnr, ssim
+    from deblurcli.metrics import ssim
 
     if not val_set:
         return {}
     generator.eval()
-    preds = []
     with torch.no_grad(), autocast:
-        for _, b, _, _ in val_set:
-            preds.append(generator(b.to(device)).float().clamp(0, 1).cpu())
+        preds = [generator(b.to(device)).float().clamp(0, 1).cpu() for _, b, _, _ in val_set]
     generator.train()
-    kinds = _kind_scores(preds, val_set, "val_")
-    per_kind = {}
-    for key, value in kinds.items():
-        kind = key.split("_", 2)[2]
-        if key.startswith("val_psnr_"):
-            per_kind[f"val_gain_{kind}"] = value - baseline[f"val_blurred_psnr_{kind}"]
-        else:
-            per_kind[key] = value
-    return {
-        "val_psnr": float(np.mean([float(psnr(p, s)) for p, (_, _, s, _) in zip(preds, val_set)])),
+    scores, per_kind = _kind_scores(preds, val_set, "val_")
+    out = {
+        "val_psnr": float(np.mean(scores)),
         "val_ssim": float(np.mean([float(ssim(p, s)) for p, (_, _, s, _) in zip(preds, val_set)])),
-        **{k: v for k, v in baseline.items() if k in ("val_psnr_blurred", "val_ssim_blurred")},
-        **per_kind,
+        "val_psnr_blurred": baseline["val_psnr_blurred"],
+        "val_ssim_blurred": baseline["val_ssim_blurred"],
     }
+    for kind in sorted({k for *_, k in val_set}):
+        out[f"val_gain_{kind}"] = per_kind[f"val_psnr_{kind}"] - baseline[f"val_blurred_psnr_{kind}"]
+        out[f"val_shift_{kind}"] = per_kind[f"val_shift_{kind}"]
+    return out
 
 
 class _Run:
