@@ -36,28 +36,27 @@ NSR = (1e-3, 3e-3, 1e-2, 3e-2)
 LUMA = np.float32([0.299, 0.587, 0.114])
 
 
-def _wiener(blurred_fft: np.ndarray, psf: np.ndarray, centre: tuple[int, int], shape: tuple[int, int], nsr: float) -> np.ndarray:
-    """Wiener deconvolution of a padded image (its rfft2 given) by ``psf`` whose origin is ``centre``."""
+def _kernel_fft(psf: np.ndarray, centre: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """rfft2 of ``psf`` placed on a ``shape`` canvas with its origin ``centre`` at (0, 0)."""
     kp = np.zeros(shape, np.float32)
     kp[: psf.shape[0], : psf.shape[1]] = psf
-    kp = np.roll(kp, (-centre[0], -centre[1]), (0, 1))
-    k = np.fft.rfft2(kp)
-    return np.fft.irfft2(blurred_fft * np.conj(k) / (np.abs(k) ** 2 + nsr), s=shape)
+    return np.fft.rfft2(np.roll(kp, (-centre[0], -centre[1]), (0, 1)))
+
+
+def _wiener(blurred_fft: np.ndarray, kernel_fft: np.ndarray, shape: tuple[int, int], nsr: float) -> np.ndarray:
+    """Wiener deconvolution of a padded image by a kernel, both given as rfft2 on ``shape``."""
+    return np.fft.irfft2(blurred_fft * np.conj(kernel_fft) / (np.abs(kernel_fft) ** 2 + nsr), s=shape)
 
 
 def _line_psf(length: float, angle: float) -> np.ndarray:
-    size = int(length) + 3 | 1
-    k = np.zeros((size, size), np.float32)
-    c = size // 2
-    for t in np.linspace(-0.5, 0.5, max(int(length * 4), 2)):
-        x, y = c + t * (length - 1) * np.cos(angle), c + t * (length - 1) * np.sin(angle)
-        x0, y0 = int(np.floor(x)), int(np.floor(y))
-        fx, fy = x - x0, y - y0
-        k[y0, x0] += (1 - fx) * (1 - fy)
-        k[y0, x0 + 1] += fx * (1 - fy)
-        k[y0 + 1, x0] += (1 - fx) * fy
-        k[y0 + 1, x0 + 1] += fx * fy
-    return k / k.sum()
+    """A straight streak of ``length`` px at ``angle``, centred: the kernel of a camera translating
+    uniformly along it (:func:`deblurcli.pairs.camera_psf` on translation homographies)."""
+    from deblurcli.pairs import camera_psf
+
+    ts = np.linspace(-0.5, 0.5, max(int(length * 4), 2)) * (length - 1)
+    path = np.repeat(np.eye(3)[None], len(ts), axis=0)
+    path[:, 0, 2], path[:, 1, 2] = ts * np.cos(angle), ts * np.sin(angle)
+    return camera_psf(path, 0.0, 0.0, int(length) + 3 | 1)
 
 
 def main() -> None:
@@ -115,10 +114,10 @@ def main() -> None:
                     continue
                 psf /= psf.sum()
                 window = lin[ty * grid : (ty + 1) * grid + 2 * margin, tx * grid : (tx + 1) * grid + 2 * margin]
-                fft = np.fft.rfft2(window)
+                fft, kfft = np.fft.rfft2(window), _kernel_fft(psf, (cy - y0, cx - x0), window.shape)
                 tile = (slice(ty * grid, (ty + 1) * grid), slice(tx * grid, (tx + 1) * grid))
                 for nsr in NSR:
-                    x = _wiener(fft, psf, (cy - y0, cx - x0), window.shape, nsr)[margin : margin + grid, margin : margin + grid]
+                    x = _wiener(fft, kfft, window.shape, nsr)[margin : margin + grid, margin : margin + grid]
                     outs[nsr][tile] = np.clip(x, 0, 1) ** (1 / gamma)
         base = psnr(b)
         g = [psnr(outs[nsr]) - base for nsr in NSR]
@@ -161,8 +160,9 @@ def _line_oracle(b: np.ndarray, s: np.ndarray, gamma: float, max_blur: float) ->
         for angle in np.arange(n_angles) * np.pi / n_angles:
             psf = _line_psf(float(length), float(angle))
             c = psf.shape[0] // 2
+            kfft = _kernel_fft(psf, (c, c), shape)
             for nsr in (3e-3, 3e-2):
-                x = _wiener(fft, psf, (c, c), shape, nsr)[pad : pad + h, pad : pad + w]
+                x = _wiener(fft, kfft, shape, nsr)[pad : pad + h, pad : pad + w]
                 best = np.minimum(best, tile_err(np.clip(x, 0, 1) ** (1 / gamma)))
     return float(10 * np.log10(blurred.mean() / best.mean()))
 

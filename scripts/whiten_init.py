@@ -22,8 +22,7 @@ def main() -> None:
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
     src, dst = sys.argv[1], sys.argv[2]
-    loaded = load_model(src)
-    old = loaded[0] if isinstance(loaded, tuple) else loaded
+    old, _ = load_model(src)
     if not isinstance(old, CoarseToFineUNet):
         raise SystemExit(f"{src}: not a c2f file")
     try:
