@@ -89,6 +89,13 @@ class CoarseToFineUNet(nn.Module):
             channel and each colour's gradients, at gains that make them the RGB channels' order),
             which makes a linear deconvolution far faster to learn (``bench/conditioning.py``; in
             this network the measured gain was small, ``training/README.md``); needs ``laplacian``.
+        residual: what each finer scale adds its output to. ``"blurred"`` (the first c2f models):
+            the blurred image at that scale, the coarser estimate being only an extra input; trained
+            that way, the body learned to all but ignore it (``c2f-w``: running it at 4 scales
+            instead of 3 changes its output by < 1e-5), so each scale deblurs on its own.
+            ``"prior"``: the upsampled estimate of the scale below, as SRN-DeblurNet refines, so
+            what the coarse scales removed stays removed. The coarsest scale always adds to its
+            blurred image.
 
     Shape:
         (B, 3, H, W) float in [0, 1] -> (B, 3, H, W) float in [0, 1], any H, W >= 1.
@@ -106,12 +113,15 @@ class CoarseToFineUNet(nn.Module):
         scales: int = 3,
         laplacian: bool = True,
         whiten: bool = False,
+        residual: str = "blurred",
     ) -> None:
         super().__init__()
         if width < 1 or levels < 1 or blocks < 0 or middle_blocks < 0 or scales < 1:
             raise ValueError("width, levels and scales must be >= 1, block counts >= 0")
         if whiten and not laplacian:
             raise ValueError("whiten includes the Laplacian channel: it needs laplacian=True")
+        if residual not in ("blurred", "prior"):
+            raise ValueError(f"residual must be 'blurred' or 'prior', got {residual!r}")
         self.hparams: dict[str, Any] = {
             "width": width,
             "levels": levels,
@@ -122,6 +132,9 @@ class CoarseToFineUNet(nn.Module):
         }
         if whiten:  # only when on, so that files saved before the option keep their metadata
             self.hparams["whiten"] = True
+        if residual != "blurred":  # likewise: older files have no such key
+            self.hparams["residual"] = residual
+        self.residual = residual
         self.whiten = whiten
         self.use_laplacian = laplacian
         self.scales = scales
@@ -154,9 +167,11 @@ class CoarseToFineUNet(nn.Module):
             prior = blurred if est is None else F.interpolate(est, size=blurred.shape[-2:], mode="bilinear", align_corners=False)
             inp = condition_whitened(blurred) if self.whiten else condition(blurred, self.use_laplacian)
             out = self.body(torch.cat([inp, prior * 2.0 - 1.0], dim=1))
-            # Residual on the blurred image at this scale, in [-1, 1]; clamped so a scale never
-            # hands the next one values outside the image range.
-            est = ((inp[:, :3] + out.float()).clamp(-1.0, 1.0) + 1.0) * 0.5
+            # Residual on the blurred image at this scale (or, residual="prior", on the coarser
+            # estimate), in [-1, 1]; clamped so a scale never hands the next one values outside the
+            # image range.
+            base = inp[:, :3] if self.residual == "blurred" or est is None else prior * 2.0 - 1.0
+            est = ((base + out.float()).clamp(-1.0, 1.0) + 1.0) * 0.5
         assert est is not None
         return est[..., :h, :w]
 
