@@ -147,6 +147,34 @@ def test_c2f_whiten_is_identity_at_init_and_trains_every_parameter() -> None:
         create_model("c2f", **TINY["c2f"], whiten=True, laplacian=False)
 
 
+def test_c2f_residual_prior_refines_the_coarser_estimate(tmp_path) -> None:
+    import torch.nn.functional as F
+
+    from deblurcli.weights import load_model, save_model
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 32, 48)  # fine detail that the 1/4 scale cannot hold
+    # At init the body adds nothing: residual="blurred" hands back the input, residual="prior"
+    # the coarsest scale's image carried up through the scales (what the coarse scale "removed"
+    # stays removed); the finest detail is gone.
+    assert torch.allclose(create_model("c2f", **TINY["c2f"])(x), x, atol=1e-6)
+    model = create_model("c2f", **TINY["c2f"], residual="prior")
+    coarse = F.avg_pool2d(F.avg_pool2d(x, 2), 2)
+    up = F.interpolate(F.interpolate(coarse, size=(16, 24), mode="bilinear", align_corners=False), size=(32, 48), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        y = model(x)
+    assert torch.allclose(y, up, atol=1e-5) and (y - x).abs().mean() > 0.1
+    # The key is stored (and read back) only when it is not the default, so older files load as before.
+    assert model.hparams["residual"] == "prior" and "residual" not in create_model("c2f", **TINY["c2f"]).hparams
+    _perturb(model)
+    save_model(tmp_path / "p.safetensors", model)
+    loaded, _ = load_model(str(tmp_path / "p.safetensors"))
+    with torch.no_grad():
+        assert loaded.residual == "prior" and torch.allclose(loaded.eval()(x), model.eval()(x), atol=1e-6)
+    with pytest.raises(ValueError, match="residual"):
+        create_model("c2f", **TINY["c2f"], residual="sharp")
+
+
 def test_whitened_from_keeps_the_output_and_refuses_a_whitened_model() -> None:
     from deblurcli.models.c2f import whitened_from
 
