@@ -175,6 +175,24 @@ def test_c2f_residual_prior_refines_the_coarser_estimate(tmp_path) -> None:
         create_model("c2f", **TINY["c2f"], residual="sharp")
 
 
+def test_c2f_residual_correction_keeps_the_detail_and_carries_the_coarse_change() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 32, 48)
+    corr = create_model("c2f", **TINY["c2f"], residual="correction")
+    assert torch.allclose(corr(x), x, atol=1e-6)  # at init: nothing changed below, so nothing carried
+    _perturb(corr)
+    plain = create_model("c2f", **TINY["c2f"])
+    plain.load_state_dict(corr.state_dict())
+    with torch.no_grad():
+        a, b = plain.eval()(x), corr.eval()(x)
+        # The same weights give another output: what the coarser scales changed reaches the result ...
+        assert (a - b).abs().mean() > 1e-3
+        # ... and with a single scale there is no coarser change to carry.
+        for m in (plain, corr):
+            m.scales, m.pad_multiple = 1, 2 ** TINY["c2f"]["levels"]
+        assert torch.allclose(plain(x), corr(x), atol=1e-6)
+
+
 def test_whitened_from_keeps_the_output_and_refuses_a_whitened_model() -> None:
     from deblurcli.models.c2f import whitened_from
 

@@ -94,8 +94,11 @@ class CoarseToFineUNet(nn.Module):
             that way, the body learned to all but ignore it (``c2f-w``: running it at 4 scales
             instead of 3 changes its output by < 1e-5), so each scale deblurs on its own.
             ``"prior"``: the upsampled estimate of the scale below, as SRN-DeblurNet refines, so
-            what the coarse scales removed stays removed. The coarsest scale always adds to its
-            blurred image.
+            what the coarse scales removed stays removed (but the body must first re-create the
+            fine detail that the upsampled estimate lacks). ``"correction"``: the blurred image
+            plus the upsampled change the scale below made to its own blurred image (a Laplacian
+            pyramid's way): the fine detail stays and the coarse deblurring is carried up. The
+            coarsest scale always adds to its blurred image.
 
     Shape:
         (B, 3, H, W) float in [0, 1] -> (B, 3, H, W) float in [0, 1], any H, W >= 1.
@@ -120,8 +123,8 @@ class CoarseToFineUNet(nn.Module):
             raise ValueError("width, levels and scales must be >= 1, block counts >= 0")
         if whiten and not laplacian:
             raise ValueError("whiten includes the Laplacian channel: it needs laplacian=True")
-        if residual not in ("blurred", "prior"):
-            raise ValueError(f"residual must be 'blurred' or 'prior', got {residual!r}")
+        if residual not in ("blurred", "prior", "correction"):
+            raise ValueError(f"residual must be 'blurred', 'prior' or 'correction', got {residual!r}")
         self.hparams: dict[str, Any] = {
             "width": width,
             "levels": levels,
@@ -163,15 +166,22 @@ class CoarseToFineUNet(nn.Module):
         for _ in range(self.scales - 1):
             pyramid.append(F.avg_pool2d(pyramid[-1], 2))
         est: torch.Tensor | None = None
+        coarser: torch.Tensor | None = None  # the blurred image of the scale below
         for blurred in reversed(pyramid):
-            prior = blurred if est is None else F.interpolate(est, size=blurred.shape[-2:], mode="bilinear", align_corners=False)
+            up = lambda t: F.interpolate(t, size=blurred.shape[-2:], mode="bilinear", align_corners=False)  # noqa: E731
+            prior = blurred if est is None else up(est)
             inp = condition_whitened(blurred) if self.whiten else condition(blurred, self.use_laplacian)
             out = self.body(torch.cat([inp, prior * 2.0 - 1.0], dim=1))
-            # Residual on the blurred image at this scale (or, residual="prior", on the coarser
-            # estimate), in [-1, 1]; clamped so a scale never hands the next one values outside the
-            # image range.
-            base = inp[:, :3] if self.residual == "blurred" or est is None else prior * 2.0 - 1.0
+            # Residual on the blurred image at this scale (residual="prior": on the coarser
+            # estimate; "correction": plus what the scale below changed), in [-1, 1]; clamped so a
+            # scale never hands the next one values outside the image range.
+            base = inp[:, :3]
+            if est is not None and coarser is not None and self.residual == "prior":
+                base = prior * 2.0 - 1.0
+            elif est is not None and coarser is not None and self.residual == "correction":
+                base = base + 2.0 * up(est - coarser)
             est = ((base + out.float()).clamp(-1.0, 1.0) + 1.0) * 0.5
+            coarser = blurred
         assert est is not None
         return est[..., :h, :w]
 
