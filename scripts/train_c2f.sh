@@ -27,7 +27,9 @@
 #   committed work-in-progress weights training/c2f-w.safetensors (WHITEN=0: c2f-s.safetensors; a
 #   fresh optimiser and schedule); INIT= (empty) starts from scratch. c2f-w was made from scratch by
 #   `OUT=runs/w60 INIT= STEPS=4000 MAX_BLUR=60 scripts/train_c2f.sh`, then continued by
-#   `OUT=runs/s4c STEPS=5000 scripts/train_c2f.sh` (training/README.md).
+#   `OUT=runs/s4c STEPS=5000 scripts/train_c2f.sh` (training/README.md). training/c2f-wc.safetensors
+#   (session 5, coarse scales that work) continues with `INIT=training/c2f-wc.safetensors
+#   RESIDUAL=correction MAX_BLUR=60`.
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-runs/c2f}
