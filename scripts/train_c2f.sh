@@ -46,8 +46,9 @@ WORKERS=${WORKERS:-1}
 # older c2f-s input (its committed weights are training/c2f-s.safetensors).
 WHITEN=${WHITEN:-1}
 if [ "$WHITEN" = 1 ]; then wtag=c2f-w; whp=(--hparam whiten=true); else wtag=c2f-s; whp=(); fi
-# RESIDUAL=prior: each finer scale refines the upsampled coarser estimate (the c2f `residual`
-# hparam) instead of its own blurred image; the same weights, so INIT still fits.
+# RESIDUAL (the c2f `residual` hparam): what each finer scale adds to; `blurred` (its own blurred
+# image, as c2f-w was trained), `prior` (the upsampled coarser estimate) or `correction` (the
+# blurred image plus the coarser scale's upsampled change); the same weights, so INIT still fits.
 RESIDUAL=${RESIDUAL:-blurred}
 [ "$RESIDUAL" = blurred ] || whp+=(--hparam "residual=$RESIDUAL")
 INIT=${INIT-$(dirname "$0")/../training/$wtag.safetensors}

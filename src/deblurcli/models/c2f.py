@@ -168,18 +168,17 @@ class CoarseToFineUNet(nn.Module):
         est: torch.Tensor | None = None
         coarser: torch.Tensor | None = None  # the blurred image of the scale below
         for blurred in reversed(pyramid):
-            up = lambda t: F.interpolate(t, size=blurred.shape[-2:], mode="bilinear", align_corners=False)  # noqa: E731
-            prior = blurred if est is None else up(est)
+            size = blurred.shape[-2:]
+            prior = blurred if est is None else F.interpolate(est, size=size, mode="bilinear", align_corners=False)
             inp = condition_whitened(blurred) if self.whiten else condition(blurred, self.use_laplacian)
             out = self.body(torch.cat([inp, prior * 2.0 - 1.0], dim=1))
             # Residual on the blurred image at this scale (residual="prior": on the coarser
             # estimate; "correction": plus what the scale below changed), in [-1, 1]; clamped so a
             # scale never hands the next one values outside the image range.
             base = inp[:, :3]
-            if est is not None and coarser is not None and self.residual == "prior":
-                base = prior * 2.0 - 1.0
-            elif est is not None and coarser is not None and self.residual == "correction":
-                base = base + 2.0 * up(est - coarser)
+            if est is not None and coarser is not None and self.residual != "blurred":
+                change = F.interpolate(est - coarser, size=size, mode="bilinear", align_corners=False)
+                base = prior * 2.0 - 1.0 if self.residual == "prior" else base + 2.0 * change
             est = ((base + out.float()).clamp(-1.0, 1.0) + 1.0) * 0.5
             coarser = blurred
         assert est is not None
