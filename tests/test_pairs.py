@@ -133,10 +133,6 @@ def test_content_score_is_pyscenedetects_formula() -> None:
     assert content_score(same, same) == 0.0
 
 
-# ------------------------------------------------------------------------------------------------
-# Videos (generated with PyAV: tiny, a few dozen frames)
-# ------------------------------------------------------------------------------------------------
-
 def test_camera_psf_is_the_blur_the_engine_renders() -> None:
     """The kernel traced from the recorded camera path matches a rendered dot (the engine's own
     blur of a point, γ 1.0 so no light conversion): same mass in the same places. And it is the
@@ -169,6 +165,10 @@ def test_camera_psf_is_the_blur_the_engine_renders() -> None:
     with pytest.raises(ValueError, match=r"\(N, 3, 3\)"):
         camera_psf(np.eye(3), 10, 10, 9)
 
+
+# ------------------------------------------------------------------------------------------------
+# Videos (generated with PyAV: tiny, a few dozen frames)
+# ------------------------------------------------------------------------------------------------
 
 import json  # noqa: E402
 import os  # noqa: E402

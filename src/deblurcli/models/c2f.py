@@ -141,10 +141,14 @@ class CoarseToFineUNet(nn.Module):
         self.whiten = whiten
         self.use_laplacian = laplacian
         self.scales = scales
-        # The body's own multiple; the coarsest scale must meet it, so the input pads to this.
-        self.pad_multiple = 2 ** (levels + scales - 1)
         # Input at each scale: the conditioned blurred image (3, 4 or 10 channels) + the estimate (3).
         self.body = UNetBody(self.conditioned_channels + 3, width, levels, blocks, middle_blocks)
+
+    @property
+    def pad_multiple(self) -> int:
+        """What H and W pad to: the body's own multiple at the coarsest scale (derived, so that
+        running a model at more or fewer scales needs only ``scales`` changed)."""
+        return 2 ** (self.hparams["levels"] + self.scales - 1)
 
     @property
     def in_channels(self) -> int:
@@ -176,9 +180,10 @@ class CoarseToFineUNet(nn.Module):
             # estimate; "correction": plus what the scale below changed), in [-1, 1]; clamped so a
             # scale never hands the next one values outside the image range.
             base = inp[:, :3]
-            if est is not None and coarser is not None and self.residual != "blurred":
-                change = F.interpolate(est - coarser, size=size, mode="bilinear", align_corners=False)
-                base = prior * 2.0 - 1.0 if self.residual == "prior" else base + 2.0 * change
+            if est is not None and self.residual == "prior":
+                base = prior * 2.0 - 1.0
+            elif est is not None and coarser is not None and self.residual == "correction":
+                base = base + 2.0 * F.interpolate(est - coarser, size=size, mode="bilinear", align_corners=False)
             est = ((base + out.float()).clamp(-1.0, 1.0) + 1.0) * 0.5
             coarser = blurred
         assert est is not None
