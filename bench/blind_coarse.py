@@ -11,6 +11,8 @@ ratios, and the seconds per frame.
 Session 6 (``--down 8``, kernels up to 17 px): +0.10 dB on the 24 frames of ``heldout720-g1.0``
 (noise-to-signal 0.01; the best trained c2f: +0.09), +0.33 on its six frames without moving objects
 (two of them +1.2); -0.48 on ``heldout720-g2.2`` at ``--gamma 2.2``; -0.51 at ``--down 4 --kernel 33``.
+``--iters 16``: +0.14 (and +0.40 if each frame where it loses kept its blurred image: a fallback is
+worth building); ``--lam`` 2e-3 / 8e-3 / 1.6e-2: +0.01 / -0.40 / -0.73 (best noise-to-signal).
 Wiener with the *true* kernels at 1/8 gains +2.1 dB on those six frames (``training/README.md``).
 
     python bench/blind_coarse.py /work/data/heldout720-g1.0 [--down 8] [--kernel 17] [--gamma 1.0]
@@ -35,6 +37,8 @@ def main() -> None:
     ap.add_argument("--down", type=int, default=8, help="work at 1/DOWN size")
     ap.add_argument("--kernel", type=int, default=17, help="largest kernel side at that size (odd)")
     ap.add_argument("--gamma", type=float, default=1.0, help="the blur's space: 1.0 stored values, 2.2 linear light")
+    ap.add_argument("--lam", type=float, default=4e-3, help="weight of the L0 gradient prior (images in [0, 1])")
+    ap.add_argument("--iters", type=int, default=8, help="latent/kernel alternations per kernel size")
     ap.add_argument("--frames", type=int, default=0, help="only the first N frames (0 = all)")
     args = ap.parse_args()
     files = sorted((args.set / "blur").glob("*.png"))[: args.frames or None]
@@ -133,7 +137,7 @@ def main() -> None:
         t0 = time.perf_counter()
         small = F.interpolate(b[None], scale_factor=1 / args.down, mode="area")[0]
         lin = small.clamp(0, 1) ** args.gamma
-        k = estimate(0.299 * lin[0] + 0.587 * lin[1] + 0.114 * lin[2], args.kernel)
+        k = estimate(0.299 * lin[0] + 0.587 * lin[1] + 0.114 * lin[2], args.kernel, args.lam, args.iters)
         seconds.append(time.perf_counter() - t0)
         for nsr in NSRS:
             est = wiener(lin, k, nsr).clamp(0, 1) ** (1 / args.gamma)
