@@ -52,6 +52,7 @@ def main() -> None:
     import torch.nn.functional as F
 
     from deblurcli.images import read_image
+    from deblurcli.metrics import psnr
 
     torch.set_num_threads(1)
 
@@ -127,9 +128,6 @@ def main() -> None:
     def load(path: Path) -> torch.Tensor:
         return torch.from_numpy(read_image(path).pixels.astype(np.float32) / 255).permute(2, 0, 1)
 
-    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-        return float(-10 * torch.log10(((a - b) ** 2).mean()))
-
     gains: dict[float, list[float]] = {n: [] for n in NSRS}
     seconds = []
     for f in files:
@@ -142,7 +140,7 @@ def main() -> None:
         for nsr in NSRS:
             est = wiener(lin, k, nsr).clamp(0, 1) ** (1 / args.gamma)
             out = (b + F.interpolate((est - small)[None], size=b.shape[-2:], mode="bilinear", align_corners=False)[0]).clamp(0, 1)
-            gains[nsr].append(psnr(out, s) - psnr(b, s))
+            gains[nsr].append(float(psnr(out[None], s[None]) - psnr(b[None], s[None])))
         print(f"{f.stem}: " + "  ".join(f"nsr {n:g} {gains[n][-1]:+.2f}" for n in NSRS), flush=True)
     print(f"{args.set.name} ({len(files)} frames, 1/{args.down}, kernels up to {args.kernel} px, γ {args.gamma:g}), "
           f"{np.mean(seconds):.2f} s/frame for the estimate; mean gain: "

@@ -37,19 +37,15 @@ MARGIN = 8  # blurred with this much context on each side, then cut to CROP: no 
 
 
 def line_kernel(length: float, angle: float, size: int) -> np.ndarray:
-    """A straight streak of ``length`` px at ``angle`` (radians), centred, bilinearly drawn."""
-    k = np.zeros((size, size), np.float32)
-    c = size // 2
-    dx, dy = math.cos(angle) * length / 2, math.sin(angle) * length / 2
-    for t in np.linspace(-1.0, 1.0, int(8 * length) + 2):
-        x, y = c + t * dx, c + t * dy
-        x0, y0 = math.floor(x), math.floor(y)
-        fx, fy = x - x0, y - y0
-        k[y0, x0] += (1 - fx) * (1 - fy)
-        k[y0, x0 + 1] += fx * (1 - fy)
-        k[y0 + 1, x0] += (1 - fx) * fy
-        k[y0 + 1, x0 + 1] += fx * fy
-    return k / k.sum()
+    """A straight streak of ``length`` px at ``angle`` (radians), centred: the kernel of a camera
+    translating uniformly along it (:func:`deblurcli.pairs.camera_psf` on translation homographies,
+    as ``bench/kernel_bound.py`` draws its line kernels)."""
+    from deblurcli.pairs import camera_psf
+
+    ts = np.linspace(-0.5, 0.5, int(8 * length) + 2) * length
+    path = np.repeat(np.eye(3)[None], len(ts), axis=0)
+    path[:, 0, 2], path[:, 1, 2] = ts * math.cos(angle), ts * math.sin(angle)
+    return camera_psf(path, 0.0, 0.0, size)
 
 
 def main() -> None:
@@ -72,6 +68,7 @@ def main() -> None:
 
     from deblurcli.images import read_image
     from deblurcli.losses import L1FFTLoss
+    from deblurcli.metrics import psnr
     from deblurcli.models.c2f import CoarseToFineUNet
     from deblurcli.pairs import synthesize_from_still
 
@@ -103,9 +100,6 @@ def main() -> None:
             ss.append(s[MARGIN:-MARGIN, MARGIN:-MARGIN])
         return (torch.from_numpy(np.stack(bs)).permute(0, 3, 1, 2).contiguous(),
                 torch.from_numpy(np.stack(ss)).permute(0, 3, 1, 2).contiguous())
-
-    def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return -10 * torch.log10(((a - b) ** 2).mean(dim=(1, 2, 3)))
 
     print(f"c2f body (width {args.width}, whitened, from scratch), {args.steps} steps of {args.batch} crops of {CROP} px, "
           f"Adam {args.lr:g}, streaks {lo:g}-{hi:g} px; validation gain in dB")

@@ -34,12 +34,10 @@ def main() -> None:
     import torch.nn.functional as F
 
     from deblurcli.images import read_image
+    from deblurcli.metrics import psnr
 
     def load(path: Path) -> torch.Tensor:
         return torch.from_numpy(read_image(path).pixels.astype(np.float32) / 255).permute(2, 0, 1)[None]
-
-    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-        return float(-10 * torch.log10(((a - b) ** 2).mean()))
 
     for root in args.sets:
         blurred_files = sorted((root / "blur").glob("*.png"))
@@ -54,7 +52,7 @@ def main() -> None:
                 db = F.interpolate(b, size=(h // k, w // k), mode="area")
                 ds = F.interpolate(s, size=(h // k, w // k), mode="area")
                 out = (b + F.interpolate(ds - db, size=(h, w), mode="bilinear", align_corners=False)).clamp(0, 1)
-                row.append(psnr(out, s) - psnr(b, s))
+                row.append(float(psnr(out, s) - psnr(b, s)))
             gains.append(row)
         mean = np.mean(gains, axis=0)
         print(f"{root.name} ({len(gains)} frames): gain with the true image at "
