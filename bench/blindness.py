@@ -111,7 +111,7 @@ def main() -> None:
         loss_fn = L1FFTLoss(0.1)
         rng = np.random.default_rng(1)
         t0 = time.time()
-        curve = []
+        print(f"  {kind:8s}", end="", flush=True)
         for step in range(1, args.steps + 1):
             b, s = batch(args.batch, kind, rng)
             with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -124,8 +124,9 @@ def main() -> None:
             if step % args.every == 0 or step == args.steps:
                 with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
                     vo = net(vb).float().clamp(0, 1)
-                curve.append(f"{step}: {(psnr(vo, vs) - psnr(vb, vs)).mean().item():+.2f}")
-        print(f"  {kind:8s} ({time.time() - t0:.0f} s)  " + "  ".join(curve), flush=True)
+                # Printed as it goes: long runs are read while they train.
+                print(f"  {step}: {(psnr(vo, vs) - psnr(vb, vs)).mean().item():+.2f}", end="", flush=True)
+        print(f"  ({time.time() - t0:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

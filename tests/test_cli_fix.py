@@ -188,7 +188,9 @@ def test_models_lists_the_registry() -> None:
     default = [r for r in rows if r["default"]]
     assert len(default) == 1 and default[0]["name"] == "nafnet-s"
     assert default[0]["source"] == "bundled" and default[0]["cached"] is True
-    assert all(r["source"] == "not published" and r["cached"] is False for r in rows if not r["default"])
+    builtin = [r for r in rows if r["source"] == "built in (no weights)"]
+    assert [r["name"] for r in builtin] == ["blind"] and builtin[0]["cached"] is True and builtin[0]["parameters"] == 0
+    assert all(r["source"] == "not published" and r["cached"] is False for r in rows if not r["default"] and r not in builtin)
     code, stdout, _ = _run("models")
     assert code == 0 and "nafnet-s" in stdout and "11.4 M" in stdout
     # What the bundled default was trained for, in the table's footer and in its JSON row.

@@ -289,7 +289,8 @@ class Deblurrer:
             leaves torch's setting alone, ``0`` picks the cores not already busy
             (:func:`deblurcli.hardware.default_threads`).
         tile: tile side in pixels; ``None`` picks it from available memory (whole image if it fits);
-            ``0`` never tiles.
+            ``0`` never tiles. Models that need the whole image (``blind``: one kernel per image)
+            are never tiled; they bound their own memory.
         tile_overlap: pixels shared by neighbouring tiles (blended; see the module docstring).
         offline: resolve the model from the local cache only.
         linear: the images hold linear light (raw-converted linear TIFFs, scientific data, Levin et
@@ -374,7 +375,7 @@ class Deblurrer:
 
     def tile_size(self, height: int, width: int) -> int | None:
         """The tile side for an image of this size, or ``None`` to run it whole."""
-        if self.tile == 0:
+        if self.tile == 0 or getattr(self.model, "whole_image", False):
             return None
         if self.tile is not None:
             return self.tile if max(height, width) > self.tile else None

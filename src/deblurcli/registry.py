@@ -49,6 +49,7 @@ class ModelEntry:
         weights_filename: the file name in the bundled ``weights/`` folder.
         sha256: expected sha256 of the weights file, or ``None`` when none is published.
         hub: where the weights are published, or ``None``.
+        weightless: the model has no weights at all (classical, built from its hyperparameters).
     """
 
     name: str
@@ -60,6 +61,7 @@ class ModelEntry:
     weights_filename: str = ""
     sha256: str | None = None
     hub: HubFile | None = None
+    weightless: bool = False
 
     def __post_init__(self) -> None:
         if not self.weights_filename:
@@ -121,6 +123,18 @@ REGISTRY: dict[str, ModelEntry] = {
             ),
             num_params=1_137_347,
             sha256=NAFNET_S_SHA256,
+        ),
+        ModelEntry(
+            "blind",
+            "blind",
+            {"work_side": 384, "max_kernel": 31, "gamma": 1.0},
+            "classical blind deconvolution: one camera-shake kernel per image, estimated, then undone; no weights",
+            trained_for=(
+                "camera shake that is nearly the same across the frame, streaks up to ~8% of the long side; "
+                "not trained (L0 kernel estimation and total-variation deconvolution); keeps an image whose "
+                "kernel it cannot trust"
+            ),
+            weightless=True,
         ),
         ModelEntry(
             "nafnet-m",

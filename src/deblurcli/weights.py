@@ -216,6 +216,8 @@ def resolve_weights(
     if path.suffix.lower() in _FILE_SUFFIXES or path.exists() or os.sep in text or "/" in text:
         return _resolve_local(path, text)
     entry = get_entry(text, registry)
+    if entry.weightless:
+        raise ModelError(f"model {entry.name!r} has no weights: it is not a network (see `deblur models`)")
     bdir = bundled_weights_dir() if bundled_dir is None else bundled_dir
     if bdir is not None and (bdir / entry.weights_filename).is_file():
         bundled = bdir / entry.weights_filename
@@ -440,6 +442,15 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise ModelError(f"{path}: not a valid safetensors file ({_first_line(e)}); refusing to load it") from None
 
 
+def _weightless_entry(spec: str | Path, registry: dict[str, ModelEntry] | None) -> ModelEntry | None:
+    """The registry entry of ``spec`` when it names a model without weights, else ``None``."""
+    text = str(spec)
+    if text.startswith("hf://") or "/" in text or os.sep in text or Path(text).suffix.lower() in _FILE_SUFFIXES:
+        return None
+    entry = (REGISTRY if registry is None else registry).get(text)
+    return entry if entry is not None and entry.weightless else None
+
+
 def load_model(
     spec: str | Path,
     *,
@@ -460,6 +471,11 @@ def load_model(
 
     from deblurcli.models import ARCHITECTURES, create_model
 
+    entry0 = _weightless_entry(spec, registry)
+    if entry0 is not None:
+        model = create_model(entry0.architecture, **entry0.hyperparameters).to(device).eval()
+        return model, ModelInfo(name=entry0.name, architecture=entry0.architecture, hyperparameters=dict(entry0.hyperparameters),
+                                path=None, source="builtin", num_params=0)
     resolved = resolve_weights(spec, offline=offline, registry=registry, bundled_dir=bundled_dir)
     meta = read_metadata(resolved.path)
     entry = resolved.entry

@@ -4,7 +4,8 @@ Every model has ``.arch`` (its key in :data:`ARCHITECTURES`) and ``.hparams`` (t
 that rebuild it), which is what :mod:`deblurcli.weights` stores beside the tensors.
 
 Generators take (B, 3, H, W) float RGB in [0, 1] of any size and return the same shape in [0, 1];
-they compute their Laplacian channel themselves. The critic returns (B, 1, h, w) raw scores.
+they compute their Laplacian channel themselves. ``blind`` is not a network: classical blind
+deconvolution with no weights, run through the same interface. The critic returns (B, 1, h, w) raw scores.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from deblurcli.models.blind import BlindDeconvolution
 from deblurcli.models.c2f import CoarseToFineUNet
 from deblurcli.models.deblurgan import DeblurGANGenerator
 from deblurcli.models.nafnet import NAFNetGenerator
@@ -20,15 +22,17 @@ from deblurcli.models.patchgan import PatchGANCritic
 
 #: Architecture name -> class.
 ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "blind": BlindDeconvolution,
     "c2f": CoarseToFineUNet,
     "deblurgan": DeblurGANGenerator,
     "nafnet": NAFNetGenerator,
     "patchgan": PatchGANCritic,
 }
-#: The architectures that restore images (the others are training-only).
+#: The trainable architectures that restore images (the critic is training-only; ``blind`` restores
+#: images but has nothing to train).
 GENERATORS = frozenset({"c2f", "deblurgan", "nafnet"})
 
-__all__ = ["ARCHITECTURES", "GENERATORS", "CoarseToFineUNet", "DeblurGANGenerator", "NAFNetGenerator", "PatchGANCritic", "create_model"]
+__all__ = ["ARCHITECTURES", "GENERATORS", "BlindDeconvolution", "CoarseToFineUNet", "DeblurGANGenerator", "NAFNetGenerator", "PatchGANCritic", "create_model"]
 
 
 def create_model(arch: str, **hparams: Any) -> nn.Module:

@@ -1,0 +1,188 @@
+"""Classical blind deconvolution (``--model blind``): the kernel it finds, what it restores, when it
+keeps the input, and that it runs through the same interface as the networks."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deblurcli.metrics import psnr
+from deblurcli.models.blind import BlindDeconvolution, deconvolve, deconvolve_tiled, estimate_kernel, kernel_is_plausible
+
+
+def _shapes(h: int, w: int, seed: int) -> torch.Tensor:
+    """A (3, H, W) picture of overlapping flat shapes: strong edges in every direction, as the
+    L0 latent image needs (and as real scenes have)."""
+    r = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 0.5, np.float32)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for _ in range(40):
+        c = r.uniform(0.05, 0.95, 3)
+        cy, cx, s = r.uniform(0, h), r.uniform(0, w), r.uniform(4, h / 4)
+        if r.random() < 0.5:
+            m = (np.abs(yy - cy) < s) & (np.abs(xx - cx) < s * r.uniform(0.3, 2))
+        else:
+            m = (yy - cy) ** 2 + (xx - cx) ** 2 < s**2
+        img[m] = c
+    return torch.from_numpy(img).permute(2, 0, 1).contiguous()
+
+
+def _curved_kernel(size: int) -> torch.Tensor:
+    """A camera-shake-like stroke: a quarter arc of ~size px, thin, summing to one."""
+    k = torch.zeros(size, size)
+    c = size // 2
+    for t in np.linspace(0, math.pi / 2, 200):
+        y, x = c + (size / 3) * math.sin(t) - size / 6, c + (size / 3) * math.cos(t) - size / 6
+        k[int(round(y)), int(round(x))] += 1
+    k = k / k.sum()
+    # Centred on its centroid, as the estimate is: a kernel has no fixed centre, and an offset
+    # between them would only shift the image (scored as a loss without alignment).
+    r = torch.arange(size, dtype=torch.float32)
+    cy, cx = float((k.sum(1) * r).sum()), float((k.sum(0) * r).sum())
+    return torch.roll(k, (round(c - cy), round(c - cx)), (0, 1))
+
+
+def _blur(img: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    p = k.shape[-1] // 2
+    x = F.pad(img[:, None], (p, p, p, p), mode="reflect")
+    return F.conv2d(x, k.flip(0, 1)[None, None])[:, 0]
+
+
+def _best_ncc(a: torch.Tensor, b: torch.Tensor, radius: int = 2) -> float:
+    """Normalised correlation of two kernels at the best shift within ``radius`` px."""
+    return max(
+        float((a * torch.roll(b, (dy, dx), (0, 1))).sum() / (a.norm() * b.norm()))
+        for dy in range(-radius, radius + 1)
+        for dx in range(-radius, radius + 1)
+    )
+
+
+@pytest.fixture(scope="module")
+def scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    sharp = _shapes(160, 192, seed=3)
+    k = _curved_kernel(13)
+    return sharp, _blur(sharp, k).clamp(0, 1), k
+
+
+def test_estimates_a_curved_kernel_and_restores_the_image(scene) -> None:
+    sharp, blurred, k = scene
+    luma = 0.299 * blurred[0] + 0.587 * blurred[1] + 0.114 * blurred[2]
+    est = estimate_kernel(luma, 17)
+    assert est.shape == (17, 17) and est.min() >= 0 and abs(float(est.sum()) - 1) < 1e-5
+    truth = F.pad(k, (2, 2, 2, 2))
+    assert _best_ncc(est, truth) > 0.7  # the same stroke, not a blob or the mean kernel
+    out = deconvolve(blurred, est).clamp(0, 1)
+    m = 16  # borders: reflect padding is not what the scene held
+    gain = psnr(out[None, :, m:-m, m:-m], sharp[None, :, m:-m, m:-m]) - psnr(blurred[None, :, m:-m, m:-m], sharp[None, :, m:-m, m:-m])
+    assert float(gain) > 3.0
+    # A kernel that sums to one keeps the mean level (8-bit levels).
+    assert abs(float(out.mean() - blurred.mean())) * 255 < 0.5
+
+
+def test_model_restores_keeps_brightness_and_records_the_kernel(scene) -> None:
+    sharp, blurred, _ = scene
+    model = BlindDeconvolution(work_side=384, max_kernel=17)
+    out = model(blurred[None])
+    assert out.shape == (1, 3, 160, 192) and out.min() >= 0 and out.max() <= 1
+    assert model.last_kernels[0] is not None
+    assert float(psnr(out, sharp[None]) - psnr(blurred[None], sharp[None])) > 2.0
+    assert abs(float(out.mean() - blurred.mean())) * 255 < 0.5
+
+
+def test_large_photo_is_deconvolved_smaller_and_the_change_carried_up() -> None:
+    # The scene at twice the size, blurred by the stroke at twice the length: with deconv_side
+    # at half the photo, the deconvolution runs at the scene's original size.
+    sharp = F.interpolate(_shapes(160, 192, seed=3)[None], scale_factor=2, mode="nearest")[0]
+    k = _curved_kernel(25)
+    blurred = _blur(sharp, k).clamp(0, 1)
+    model = BlindDeconvolution(work_side=192, max_kernel=17, deconv_side=192)
+    out = model(blurred[None])
+    assert out.shape == (1, 3, 320, 384) and model.last_kernels[0] is not None
+    assert float(psnr(out, sharp[None]) - psnr(blurred[None], sharp[None])) > 1.0
+    assert abs(float(out.mean() - blurred.mean())) * 255 < 0.5
+
+
+def test_blur_longer_than_the_search_keeps_the_input() -> None:
+    # A 41 px streak searched with kernels of at most 9 px: the stroke runs into the support's
+    # edge, and the image is returned as it was rather than "deblurred" with a cut-off kernel.
+    sharp = _shapes(128, 128, seed=5)
+    k = torch.zeros(41, 41)
+    k[20, :] = 1 / 41
+    blurred = _blur(sharp, k).clamp(0, 1)
+    model = BlindDeconvolution(max_kernel=9)
+    out = model(blurred[None])
+    assert model.last_kernels == [None]
+    assert torch.equal(out[0], blurred)
+
+
+def test_deconvolution_in_blocks_matches_the_whole_image(scene) -> None:
+    _, blurred, k = scene
+    whole = deconvolve(blurred, k)
+    blocks = deconvolve_tiled(blurred, k, tile=48)  # 4 x 4 blocks of a 160 x 192 image, 13 px kernel
+    assert blocks.shape == whole.shape
+    # Inside, below one 8-bit level: the blocks meet without seams. (Within a few kernel widths of
+    # the image's own border both are guesses from reflect padding, and differ more.)
+    m = 2 * k.shape[-1]
+    assert float((blocks - whole)[:, m:-m, m:-m].abs().max()) * 255 < 1.0
+
+
+def test_plausibility_check() -> None:
+    stroke = torch.zeros(15, 15)
+    stroke[7, 4:11] = 1 / 7
+    assert kernel_is_plausible(stroke)
+    cut = torch.zeros(15, 15)
+    cut[7, :] = 1 / 15  # reaches both edges of the support
+    assert not kernel_is_plausible(cut)
+
+
+def test_small_images_and_bad_hyperparameters() -> None:
+    x = torch.rand(2, 3, 20, 50)
+    model = BlindDeconvolution(max_kernel=31)
+    assert torch.equal(model(x), x) and model.last_kernels == [None, None]  # too small to hold a streak
+    for bad in ({"max_kernel": 8}, {"max_kernel": 1}, {"work_side": 16}, {"gamma": 0}, {"deconv_side": 100}):
+        with pytest.raises(ValueError):
+            BlindDeconvolution(**bad)
+    with pytest.raises(ValueError):
+        estimate_kernel(torch.rand(32, 32), 4)
+
+
+def test_runs_as_a_registered_model_under_bf16_autocast(scene) -> None:
+    from deblurcli.inference import Deblurrer
+
+    _, blurred, _ = scene
+    fp32 = Deblurrer("blind", precision="fp32", device="cpu").deblur(blurred[None])
+    bf16 = Deblurrer("blind", precision="bf16", device="cpu").deblur(blurred[None])
+    # The FFTs run in fp32 whatever the precision asked for: the outputs are the same.
+    assert torch.equal(fp32, bf16)
+    assert Deblurrer("blind", device="cpu").info.source == "builtin"
+
+
+def test_cannot_be_used_as_weights() -> None:
+    from deblurcli.errors import ModelError
+    from deblurcli.weights import resolve_weights
+
+    with pytest.raises(ModelError, match="no weights"):
+        resolve_weights("blind")
+
+
+def test_levin_real_camera_shake(shared_data: Path) -> None:
+    """Levin et al. 2009: a real camera-shake kernel (27 px) on a real photo; the estimate must gain
+    where the shipped network does not (-0.02 dB on this set)."""
+    from deblurcli.images import read_image
+
+    def load(p: Path) -> torch.Tensor:
+        return torch.from_numpy(read_image(p).pixels.astype(np.float32) / 255).permute(2, 0, 1).expand(3, -1, -1)[None]
+
+    blurred = load(shared_data / "levin2009" / "blur" / "im1_kernel4_img.png")
+    sharp = load(shared_data / "levin2009" / "sharp" / "im1.png")
+    out = BlindDeconvolution()(blurred)
+    from deblurcli.metrics import align
+
+    a, b, _ = align(out, sharp, 5)
+    a0, b0, _ = align(blurred, sharp, 5)
+    assert float(psnr(a, b) - psnr(a0, b0)) > 3.0
