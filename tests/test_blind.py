@@ -159,7 +159,8 @@ def test_runs_as_a_registered_model_under_bf16_autocast(scene) -> None:
     bf16 = Deblurrer("blind", precision="bf16", device="cpu").deblur(blurred[None])
     # The FFTs run in fp32 whatever the precision asked for: the outputs are the same.
     assert torch.equal(fp32, bf16)
-    assert Deblurrer("blind", device="cpu").info.source == "builtin"
+    d = Deblurrer("blind", device="cpu")
+    assert d.info.source == "builtin" and d.dtype == torch.float32  # what it reports is what runs
 
 
 def test_cannot_be_used_as_weights() -> None:

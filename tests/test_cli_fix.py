@@ -208,3 +208,15 @@ def test_models_and_help_do_not_import_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_blind_model_says_when_it_keeps_a_photo(tmp_path: Path) -> None:
+    # 40 x 48 px cannot hold a streak of the 31 px searched at full size: kept, and said so.
+    photo = tmp_path / "small.png"
+    PILImage.fromarray(textured_rgb(40, 48)).save(photo)
+    code, stdout, _ = _run("fix", str(photo), "-o", str(tmp_path / "out"), "--model", "blind", "--json")
+    rows = _json_lines(stdout)
+    assert code == 0 and rows[0]["status"] == "done" and rows[0]["kept"] is True and rows[0]["model"] == "blind"
+    assert np.array_equal(read_image(tmp_path / "out" / "small.png").pixels, read_image(photo).pixels)
+    code, stdout, stderr = _run("fix", str(photo), "-o", str(tmp_path / "out2"), "--model", "blind")
+    assert code == 0 and "kept as it was" in stdout + stderr

@@ -343,6 +343,8 @@ class Deblurrer:
             )
         else:
             net, self.info = load_model(model, offline=offline)
+        if getattr(net, "runs_in_fp32", False):
+            self.dtype = torch.float32  # classical models (FFTs): say what really runs
         if getattr(net, "arch", None) == "patchgan":
             raise ModelError(f"{self.info.name} is a critic (patchgan), not a generator: it cannot deblur")
         self.model = net.to(self.device).eval()

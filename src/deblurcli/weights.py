@@ -213,7 +213,7 @@ def resolve_weights(
         hub = parse_hf_spec(text)
         return _resolve_hub(hub, None, None, text, is_offline(offline))
     path = Path(text).expanduser()
-    if path.suffix.lower() in _FILE_SUFFIXES or path.exists() or os.sep in text or "/" in text:
+    if _is_path_spec(text):
         return _resolve_local(path, text)
     entry = get_entry(text, registry)
     if entry.weightless:
@@ -442,10 +442,16 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise ModelError(f"{path}: not a valid safetensors file ({_first_line(e)}); refusing to load it") from None
 
 
+def _is_path_spec(text: str) -> bool:
+    """Whether a ``--model`` value (not ``hf://``) names a file rather than a registered model."""
+    path = Path(text).expanduser()
+    return path.suffix.lower() in _FILE_SUFFIXES or path.exists() or os.sep in text or "/" in text
+
+
 def _weightless_entry(spec: str | Path, registry: dict[str, ModelEntry] | None) -> ModelEntry | None:
     """The registry entry of ``spec`` when it names a model without weights, else ``None``."""
     text = str(spec)
-    if text.startswith("hf://") or "/" in text or os.sep in text or Path(text).suffix.lower() in _FILE_SUFFIXES:
+    if text.startswith("hf://") or _is_path_spec(text):
         return None
     entry = (REGISTRY if registry is None else registry).get(text)
     return entry if entry is not None and entry.weightless else None
@@ -462,7 +468,8 @@ def load_model(
     """Resolve ``spec`` (see :func:`resolve_weights`), build its architecture and load the weights.
 
     The model is returned in eval mode on ``device``. Architecture and hyperparameters come from the
-    file's metadata; for a registered name whose file has none, from the registry entry.
+    file's metadata; for a registered name whose file has none, from the registry entry. A
+    registered model without weights (``blind``) is built from its entry (``source="builtin"``).
 
     Raises:
         ModelError (and subclasses): see :func:`resolve_weights`; bad file; tensors that do not fit.

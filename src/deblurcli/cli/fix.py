@@ -114,8 +114,10 @@ def fix(
     the same container where it holds the codec, else .mp4 or .mkv. Existing outputs are skipped
     (use --force to redo them); an input is never written over unless --overwrite. The blur score
     (variance of the Laplacian of the 8-bit luma; higher is sharper) is shown before -> after (for
-    videos, the median of sampled frames). Exit status: 0 all done, 1 some files failed (the others
-    are still processed), 2 usage error (bad option, codec or model, an -o that cannot be a folder).
+    videos, the median of sampled frames). For camera shake (the same streak across the whole
+    photo), --model blind estimates the streak and undoes it, with no weights. Exit status: 0 all
+    done, 1 some files failed (the others are still processed), 2 usage error (bad option, codec or
+    model, an -o that cannot be a folder).
     """
     from rich.progress import TextColumn
 
@@ -196,6 +198,10 @@ def fix(
                 else:
                     row = _done_row(name, target, image, before, after, seconds, d.info.name, linear)
                     line = f"{item.path.name}  blur score {before:.1f} -> {after:.1f}  ({seconds:.1f} s)"
+                    # A classical model says when it kept the photo: no kernel it could trust.
+                    if getattr(d.model, "last_kernels", None) == [None]:
+                        row["kept"] = True
+                        line += "  kept as it was: no single camera-shake streak found"
                 rows.append(row)
                 if json_out:
                     emit_json(row)
