@@ -21,7 +21,6 @@ Wiener with the *true* kernels at 1/8 gains +2.1 dB on those six frames (``train
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -47,77 +46,14 @@ def main() -> None:
     if args.kernel < 3 or args.kernel % 2 == 0:
         sys.exit("--kernel must be an odd number >= 3")
 
-    import cv2
     import torch
     import torch.nn.functional as F
 
     from deblurcli.images import read_image
     from deblurcli.metrics import psnr
+    from deblurcli.models.blind import otf, estimate_kernel
 
     torch.set_num_threads(1)
-
-    def otf(k: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """The kernel's transfer function on an h x w grid, the kernel centred at pixel (0, 0)."""
-        p = torch.zeros(h, w)
-        p[: k.shape[0], : k.shape[1]] = k
-        return torch.fft.rfft2(torch.roll(p, (-(k.shape[0] // 2), -(k.shape[1] // 2)), dims=(0, 1)))
-
-    dx = torch.tensor([[0.0, 0, 0], [0, -1, 1], [0, 0, 0]])
-
-    def l0_latent(y: torch.Tensor, k: torch.Tensor, lam: float) -> torch.Tensor:
-        """argmin_x |k*x - y|^2 + lam |grad x|_0, by half-quadratic splitting (Xu et al. 2013)."""
-        h, w = y.shape
-        kf, dxf, dyf = otf(k, h, w), otf(dx, h, w), otf(dx.T.contiguous(), h, w)
-        ktyf, kk, dd = kf.conj() * torch.fft.rfft2(y), kf.abs() ** 2, dxf.abs() ** 2 + dyf.abs() ** 2
-        x, beta = y.clone(), 2 * lam
-        while beta < 1e5:
-            xf = torch.fft.rfft2(x)
-            gx, gy = torch.fft.irfft2(dxf * xf, s=(h, w)), torch.fft.irfft2(dyf * xf, s=(h, w))
-            small = gx**2 + gy**2 < lam / beta
-            gx, gy = gx.masked_fill(small, 0), gy.masked_fill(small, 0)
-            g = dxf.conj() * torch.fft.rfft2(gx) + dyf.conj() * torch.fft.rfft2(gy)
-            x = torch.fft.irfft2((ktyf + beta * g) / (kk + beta * dd), s=(h, w))
-            beta *= 2
-        return x
-
-    def kernel_from(x: torch.Tensor, y: torch.Tensor, size: int) -> torch.Tensor:
-        """Least-squares kernel on the gradients, cropped, cleaned to one stroke, centred."""
-        h, w = y.shape
-        inner = torch.zeros(h, w)
-        inner[size : h - size, size : w - size] = 1  # no gradients across the padding or the wrap
-        grads = [(torch.roll(a, -1, d) - a) * inner for a in (x, y) for d in (1, 0)]
-        xs, ys = [torch.fft.rfft2(g) for g in grads[:2]], [torch.fft.rfft2(g) for g in grads[2:]]
-        num = sum(a.conj() * b for a, b in zip(xs, ys))
-        den = sum(a.abs() ** 2 for a in xs) + 2.0
-        k = torch.roll(torch.fft.irfft2(num / den, s=(h, w)), (size // 2, size // 2), dims=(0, 1))[:size, :size]
-        k = k.clamp(min=0)
-        k[k < k.max() / 10] = 0
-        # One stroke: keep the 8-connected component that holds the maximum.
-        n, labels = cv2.connectedComponents((k > 0).numpy().astype(np.uint8), connectivity=8)
-        if n > 2:
-            k = k * torch.from_numpy(labels == labels.flat[int(k.argmax())]).float()
-        k = k / k.sum().clamp(min=1e-8)
-        yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
-        cy, cx = float((k * yy).sum()), float((k * xx).sum())
-        return torch.roll(k, (round(size // 2 - cy), round(size // 2 - cx)), dims=(0, 1))
-
-    def estimate(y: torch.Tensor, largest: int, lam: float = 4e-3, iters: int = 8) -> torch.Tensor:
-        sizes = [largest]
-        while sizes[-1] > 3:  # kernel sides shrinking by sqrt(2), odd, down to 3
-            s = max(3, round(sizes[-1] / math.sqrt(2)))
-            sizes.append(s - 1 + s % 2)
-        k = None
-        for s in reversed(sizes):
-            ys = F.interpolate(y[None, None], scale_factor=s / largest, mode="bilinear", align_corners=False)[0, 0] if s < largest else y
-            k = torch.full((s, s), 1.0 / s**2) if k is None else F.interpolate(k[None, None], size=(s, s), mode="bilinear", align_corners=False)[0, 0].clamp(min=0)
-            k = k / k.sum()
-            yp = F.pad(ys[None, None], (s, s, s, s), mode="reflect")[0, 0]
-            step_lam = lam
-            for _ in range(iters):
-                k = kernel_from(l0_latent(yp, k, step_lam), yp, s)
-                step_lam = max(step_lam * 0.9, 1e-4)
-        assert k is not None
-        return k
 
     def wiener(img: torch.Tensor, k: torch.Tensor, nsr: float) -> torch.Tensor:
         p = k.shape[-1]
@@ -135,7 +71,8 @@ def main() -> None:
         t0 = time.perf_counter()
         small = F.interpolate(b[None], scale_factor=1 / args.down, mode="area")[0]
         lin = small.clamp(0, 1) ** args.gamma
-        k = estimate(0.299 * lin[0] + 0.587 * lin[1] + 0.114 * lin[2], args.kernel, args.lam, args.iters)
+        k = estimate_kernel(0.299 * lin[0] + 0.587 * lin[1] + 0.114 * lin[2], args.kernel, latent_weight=args.lam, iterations=args.iters,
+                           floor=0.1, growth=2.0)  # session 6's settings (the library's are for full size)
         seconds.append(time.perf_counter() - t0)
         for nsr in NSRS:
             est = wiener(lin, k, nsr).clamp(0, 1) ** (1 / args.gamma)
