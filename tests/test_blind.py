@@ -107,6 +107,18 @@ def test_large_photo_is_deconvolved_smaller_and_the_change_carried_up() -> None:
     assert abs(float(out.mean() - blurred.mean())) * 255 < 0.5
 
 
+def test_clipped_highlights_are_left_as_they_were(scene) -> None:
+    # A blown-out lamp: its streak is not the blur of what was there, and deconvolving it rings.
+    _, blurred, _ = scene
+    lit = blurred.clone()
+    lit[:, 70:90, 90:110] = 1.0
+    model = BlindDeconvolution(max_kernel=17)
+    out = model(lit[None])[0]
+    reach = model.last_kernels[0].shape[-1] // 2
+    assert torch.equal(out[:, 70 - reach : 90 + reach, 90 - reach : 110 + reach], lit[:, 70 - reach : 90 + reach, 90 - reach : 110 + reach])
+    assert float((out - lit)[:, :40].abs().mean()) * 255 > 2.0  # far from it, deblurred as usual
+
+
 def test_blur_longer_than_the_search_keeps_the_input() -> None:
     # A 41 px streak searched with kernels of at most 9 px: the stroke runs into the support's
     # edge, and the image is returned as it was rather than "deblurred" with a cut-off kernel.

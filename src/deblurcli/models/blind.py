@@ -16,7 +16,8 @@ estimation (scikit-image has only non-blind Wiener and Richardson-Lucy); every s
 This suits blur that is nearly the same across the frame (camera shake on a distant scene, Levin et
 al. 2009's benchmark). It cannot undo blur that varies across the frame (rotation, depth, moving
 people), and a wrong kernel makes an image worse: :meth:`BlindDeconvolution.forward` keeps the input
-where the estimate fails the checks in :func:`kernel_is_plausible`.
+where the estimate fails the checks in :func:`kernel_is_plausible`, and around blown-out highlights
+(:func:`near_clipped`).
 """
 
 from __future__ import annotations
@@ -178,6 +179,23 @@ def deconvolve(image: torch.Tensor, kernel: torch.Tensor, *, weight: float = 3e-
     return x[..., p:-p, p:-p]
 
 
+def near_clipped(image: torch.Tensor, reach: int, *, level: float = 0.98) -> torch.Tensor:
+    """(1, H, W) weight in [0, 1]: 1 within ``reach`` px of a clipped pixel (white: every channel
+    at or above ``level``), falling to 0 over half that distance beyond.
+
+    A clipped highlight (a street lamp at night) is not the blur of what was there: its streak
+    holds less light than the scene had, and deconvolving it leaves a dark ring and stripes
+    (seen on ``real-blur/15_blurred.png``). Where this weight is 1 the input is kept; Cho, Wang and
+    Lee (2011) instead drop such pixels from the data term, which needs an iterative solver.
+    """
+    clipped = (image.amin(0, keepdim=True) >= level).float()
+    if not bool(clipped.any()):
+        return torch.zeros_like(clipped)
+    near = F.max_pool2d(clipped[None], 2 * reach + 1, 1, reach)
+    soft = reach // 2
+    return F.avg_pool2d(F.max_pool2d(near, 2 * soft + 1, 1, soft), 2 * soft + 1, 1, soft, count_include_pad=False)[0]
+
+
 def kernel_is_plausible(k: torch.Tensor, *, border: int = 2, max_border_mass: float = 0.02) -> bool:
     """Whether an estimated kernel can be trusted: a camera-shake path is one thin stroke inside
     the support. A stroke that runs into the support's edge was cut off (the blur is longer than
@@ -213,7 +231,8 @@ class BlindDeconvolution(nn.Module):
     """Blind deconvolution as a model: (B, 3, H, W) in [0, 1] in, the same out; no weights.
 
     Each image gets its own kernel (see the module docstring). Where the kernel fails
-    :func:`kernel_is_plausible` the image is returned unchanged.
+    :func:`kernel_is_plausible` the image is returned unchanged, and so is the neighbourhood of
+    its blown-out highlights (:func:`near_clipped`).
 
     Args:
         work_side: the kernel is estimated on the image shrunk to at most this long side.
@@ -260,7 +279,8 @@ class BlindDeconvolution(nn.Module):
             "work_side": work_side, "max_kernel": max_kernel, "latent_weight": latent_weight,
             "iterations": iterations, "tv_weight": tv_weight, "gamma": gamma, "deconv_side": deconv_side,
         }
-        #: The kernels of the last forward pass, full-size, ``None`` where the input was kept.
+        #: The kernels of the last forward pass, at the size each image was deconvolved at (full
+        #: size up to ``deconv_side``), ``None`` where the input was kept.
         self.last_kernels: list[torch.Tensor | None] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -292,9 +312,9 @@ class BlindDeconvolution(nn.Module):
         if dscale > 1:
             mid = F.interpolate(lin[None], scale_factor=1 / dscale, mode="area")[0]
             k = resize_kernel(k, scale / dscale)
-            change = deconvolve_tiled(mid, k, weight=self.tv_weight) - mid
-            out = lin + F.interpolate(change[None], size=(h, w), mode="bilinear", align_corners=False)[0]
         else:
-            k = resize_kernel(k, scale)
-            out = deconvolve_tiled(lin, k, weight=self.tv_weight)
-        return out.clamp(0, 1) ** (1 / self.gamma), k
+            mid, k = lin, resize_kernel(k, scale)
+        change = (deconvolve_tiled(mid, k, weight=self.tv_weight) - mid) * (1 - near_clipped(mid, k.shape[-1] // 2))
+        if dscale > 1:
+            change = F.interpolate(change[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+        return (lin + change).clamp(0, 1) ** (1 / self.gamma), k
