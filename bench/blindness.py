@@ -15,7 +15,8 @@ Printed for each: the validation PSNR gain (dB over the blurred crops, 32 held-o
 3-15 px; fixed = a 15 px horizontal streak): fixed +1.64 dB after 100 steps and +3.61 after 300, still
 climbing; straight +0.20 and +0.45; engine +0.53 and +0.57, and +0.56 after 600 (flat from step 50
 on: a generic sharpening, learned at once, then nothing); at ``--width 32`` (3.4x the time per step)
-engine is the same, +0.57 after 300 and 600. Undoing a blur is learned fast; recognising which blur
+engine is the same, +0.57 after 300 and 600. Session 7, engine for 2250 steps: +0.57 at 500, +0.65 at
+750, +0.76 at 1250, +0.82 at 2000: not flat, only slow (about +0.1 dB per 1000 steps). Undoing a blur is learned fast; recognising which blur
 it is, is what the steps do not buy.
 
     python bench/blindness.py [--kinds fixed,straight,engine] [--steps 300] [--length 3 15] [--width 16]
