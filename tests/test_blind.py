@@ -156,6 +156,9 @@ def test_small_images_and_bad_hyperparameters() -> None:
     x = torch.rand(2, 3, 20, 50)
     model = BlindDeconvolution(max_kernel=31)
     assert torch.equal(model(x), x) and model.last_kernels == [None, None]  # too small to hold a streak
+    # A panorama: tall enough at full size, but a few rows where the kernel is searched.
+    pano = torch.rand(1, 3, 150, 2000)
+    assert torch.equal(model(pano), pano) and model.last_kernels == [None]
     for bad in ({"max_kernel": 8}, {"max_kernel": 1}, {"work_side": 16}, {"gamma": 0}, {"deconv_side": 100}):
         with pytest.raises(ValueError):
             BlindDeconvolution(**bad)

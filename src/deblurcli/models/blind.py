@@ -296,11 +296,13 @@ class BlindDeconvolution(nn.Module):
 
     def _one(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         h, w = img.shape[-2:]
-        if min(h, w) < 2 * self.max_kernel:
-            return img, None  # too small to hold a streak of the searched length
         lin = img.clamp(0, 1) ** self.gamma
         scale = max(h, w) / self.work_side
         small = F.interpolate(lin[None], scale_factor=1 / scale, mode="area")[0] if scale > 1 else lin
+        # Where the kernel is searched (a long thin panorama shrinks to a few rows): too small to
+        # hold a streak of the searched length, and the estimate's reflect padding needs the room.
+        if min(small.shape[-2:]) < 2 * self.max_kernel:
+            return img, None
         luma = sum(c * small[i] for i, c in enumerate(_LUMA))
         k = estimate_kernel(luma, self.max_kernel, latent_weight=self.latent_weight, iterations=self.iterations)
         if not kernel_is_plausible(k):
