@@ -49,6 +49,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
+    from deblurcli.blur import LUMA_WEIGHTS
     from deblurcli.images import read_image
     from deblurcli.metrics import psnr
     from deblurcli.models.blind import otf, estimate_kernel
@@ -71,7 +72,8 @@ def main() -> None:
         t0 = time.perf_counter()
         small = F.interpolate(b[None], scale_factor=1 / args.down, mode="area")[0]
         lin = small.clamp(0, 1) ** args.gamma
-        k = estimate_kernel(0.299 * lin[0] + 0.587 * lin[1] + 0.114 * lin[2], args.kernel, latent_weight=args.lam, iterations=args.iters,
+        luma = sum(c * lin[i] for i, c in enumerate(LUMA_WEIGHTS))
+        k = estimate_kernel(luma, args.kernel, latent_weight=args.lam, iterations=args.iters,
                            floor=0.1, growth=2.0)  # session 6's settings (the library's are for full size)
         seconds.append(time.perf_counter() - t0)
         for nsr in NSRS:

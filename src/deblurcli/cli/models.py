@@ -24,10 +24,10 @@ def models(json_out: JsonOpt = False) -> None:
 
     rows = []
     for e in list_models():
-        local = is_cached(e)
         if e.weightless:
             local, source = "builtin", "built in (no weights)"
         else:
+            local = is_cached(e)
             source = e.hub.spec if e.hub else ("bundled" if local == "bundled" else "not published")
         rows.append({
             "name": e.name,

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_LUMA = (0.299, 0.587, 0.114)
+from deblurcli.blur import LUMA_WEIGHTS
 
 
 def otf(k: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -303,7 +303,7 @@ class BlindDeconvolution(nn.Module):
         # hold a streak of the searched length, and the estimate's reflect padding needs the room.
         if min(small.shape[-2:]) < 2 * self.max_kernel:
             return img, None
-        luma = sum(c * small[i] for i, c in enumerate(_LUMA))
+        luma = sum(c * small[i] for i, c in enumerate(LUMA_WEIGHTS))
         k = estimate_kernel(luma, self.max_kernel, latent_weight=self.latent_weight, iterations=self.iterations)
         if not kernel_is_plausible(k):
             return img, None
