@@ -36,6 +36,18 @@ NSR = (1e-3, 3e-3, 1e-2, 3e-2)
 LUMA = np.float32([0.299, 0.587, 0.114])
 
 
+def held_out_set(data: Path, name: str, frames: int) -> tuple[float, float, float, list[Path]]:
+    """The gamma, streak range (min, max px) and first ``frames`` blurred files of a held-out set
+    of ``scripts/make_720p_sets.py`` (the set's name says them); exits with one line if unknown."""
+    prefix, gtag = name.rsplit("-g", 1) if "-g" in name else (name, "")
+    if prefix not in BLUR:
+        sys.exit(f"unknown set {name!r}: expected small720-gG or heldout720-gG")
+    files = sorted((data / name / "blur").glob("*.png"))[:frames]
+    if not files:
+        sys.exit(f"no frames in {data / name / 'blur'} (run scripts/make_720p_sets.py)")
+    return float(gtag), *BLUR[prefix], files
+
+
 def _kernel_fft(psf: np.ndarray, centre: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
     """rfft2 of ``psf`` placed on a ``shape`` canvas with its origin ``centre`` at (0, 0)."""
     kp = np.zeros(shape, np.float32)
@@ -66,13 +78,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--lines", action="store_true", help="also the best-straight-streak oracle")
     args = ap.parse_args()
-    prefix, gtag = args.set.rsplit("-g", 1)
-    if prefix not in BLUR:
-        sys.exit(f"unknown set {args.set!r}: expected small720-gG or heldout720-gG")
-    gamma, (min_blur, max_blur) = float(gtag), BLUR[prefix]
-    blurred_files = sorted((args.data / args.set / "blur").glob("*.png"))[: args.frames]
-    if not blurred_files:
-        sys.exit(f"no frames in {args.data / args.set / 'blur'} (run scripts/make_720p_sets.py)")
+    gamma, min_blur, max_blur, blurred_files = held_out_set(args.data, args.set, args.frames)
 
     import cv2
 

@@ -12,7 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from deblurcli.metrics import psnr
-from deblurcli.models.blind import BlindDeconvolution, deconvolve, deconvolve_tiled, estimate_kernel, kernel_is_plausible
+from deblurcli.models.blind import (
+    BlindDeconvolution,
+    deconvolve,
+    deconvolve_tiled,
+    estimate_kernel,
+    kernel_is_plausible,
+    kernel_radius,
+)
 
 
 def _shapes(h: int, w: int, seed: int) -> torch.Tensor:
@@ -132,6 +139,32 @@ def test_blur_longer_than_the_search_keeps_the_input() -> None:
     assert torch.equal(out[0], blurred)
 
 
+def test_blur_too_short_to_be_a_streak_keeps_the_input() -> None:
+    # Two pixels of motion: nothing a kernel estimate can resolve, and deconvolving with what it
+    # finds only rings (on the held-out video pairs such kernels lost 0.2-1.2 dB per frame).
+    sharp = _shapes(128, 128, seed=5)
+    k = torch.zeros(3, 3)
+    k[1, 1:] = 0.5
+    blurred = _blur(sharp, k).clamp(0, 1)
+    model = BlindDeconvolution(max_kernel=17)
+    out = model(blurred[None])
+    assert model.last_kernels == [None]
+    assert torch.equal(out[0], blurred)
+    # The same image with the curved stroke of the other tests is deblurred: the guard is about length.
+    longer = _blur(sharp, _curved_kernel(13)).clamp(0, 1)
+    out = model(longer[None])
+    assert model.last_kernels[0] is not None and not torch.equal(out[0], longer)
+
+
+def test_kernel_radius() -> None:
+    line = torch.zeros(15, 15)
+    line[7, 1:14] = 1 / 13
+    assert kernel_radius(line) == pytest.approx(math.sqrt((13**2 - 1) / 12), rel=1e-5)  # L / sqrt(12), discretely
+    dot = torch.zeros(5, 5)
+    dot[2, 2] = 1
+    assert kernel_radius(dot) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_deconvolution_in_blocks_matches_the_whole_image(scene) -> None:
     _, blurred, k = scene
     whole = deconvolve(blurred, k)
@@ -159,7 +192,7 @@ def test_small_images_and_bad_hyperparameters() -> None:
     # A panorama: tall enough at full size, but a few rows where the kernel is searched.
     pano = torch.rand(1, 3, 150, 2000)
     assert torch.equal(model(pano), pano) and model.last_kernels == [None]
-    for bad in ({"max_kernel": 8}, {"max_kernel": 1}, {"work_side": 16}, {"gamma": 0}, {"deconv_side": 100}):
+    for bad in ({"max_kernel": 8}, {"max_kernel": 1}, {"work_side": 16}, {"gamma": 0}, {"deconv_side": 100}, {"min_blur": -1}):
         with pytest.raises(ValueError):
             BlindDeconvolution(**bad)
     with pytest.raises(ValueError):

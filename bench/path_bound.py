@@ -1,0 +1,210 @@
+"""What knowing the camera path is worth, and whether the path can be fitted: the held-out 720p sets.
+
+The stills engine blurs a frame along a camera path of 11 numbers (``deblurcli.pairs.stills``: a
+cubic translation, a quadratic rotation, a zoom and a perspective term, identity at mid-exposure).
+For each frame of a set written by ``scripts/make_720p_sets.py`` this bench:
+
+1. **bound**: replays the set's path (same seed, same draws) and deblurs the frame in 256 px tiles
+   (half overlapping, blended), each with total-variation deconvolution
+   (:func:`deblurcli.models.blind.deconvolve`, the non-blind step of ``--model blind``) by the
+   path's kernel at the tile's centre (:func:`deblurcli.pairs.camera_psf`), in the set's linear
+   space. ``bench/kernel_bound.py`` does the same with Wiener deconvolution.
+2. with ``--fit``: **oracle fit**: forgets the path and fits the 11 numbers to the blurred frame at
+   1/4 size by Adam, *with the sharp frame known* (the blurred frame is re-made from it by warping
+   it along the candidate path with ``grid_sample``), from a few random starts, keeping the best
+   fit; then deblurs with the fitted path as in 1. This asks whether the path model is identifiable
+   and the fit well-posed, not whether a blind method can find it (the sharp frame is unknown there).
+
+Printed per frame: the PSNR gain (dB, RGB, 8-bit) of each over the blurred frame, the fitted path's
+kernels' agreement with the true ones (normalised correlation at 3x3 points), and means with and
+without the frames that have independently moving objects (not replayed: there the camera's kernel
+is wrong).
+
+    python bench/path_bound.py [--data /work/data] [--set heldout720-g1.0] [--frames 24] [--fit]
+
+Session 8 (training/README.md, "What session 8 found"): known path +6.66 dB on ``small720-g1.0``,
++4.33 on ``heldout720-g1.0`` (+3.68 on its 15 frames without moving objects; two frames lose 6-8 dB
+to the frame's borders, which a 111 px streak reaches across); fitted with the sharp frame known
++4.69 on ``small720-g1.0`` (the true path +6.66 on the same frames), +5.28 on the first six 20-120 px
+frames (true path +6.20). 20-120 px frames take 20-250 s each (kernels up to ~240 px).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kernel_bound import SEED, held_out_set  # noqa: E402  (the sets' seed and names, one place)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("/work/data"), help="make_720p_sets.py's --out")
+    ap.add_argument("--set", default="heldout720-g1.0")
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--fit", action="store_true", help="also fit the path with the sharp frame known")
+    ap.add_argument("--tv", type=float, default=3e-3, help="TV weight of the per-tile deconvolution")
+    args = ap.parse_args()
+    gamma, min_blur, max_blur, files = held_out_set(args.data, args.set, args.frames)
+
+    import torch
+
+    from deblurcli.images import read_image
+    from deblurcli.metrics import psnr
+    from deblurcli.pairs import synthesize_from_still
+
+    torch.set_num_threads(1)
+
+    def load(path: Path) -> torch.Tensor:
+        return torch.from_numpy(read_image(path).pixels.astype(np.float32) / 255).permute(2, 0, 1)
+
+    def gain(out: torch.Tensor, blurred: torch.Tensor, sharp: torch.Tensor) -> float:
+        return float(psnr(out[None], sharp[None]) - psnr(blurred[None], sharp[None]))
+
+    rows = []
+    for path in files:
+        name = path.stem
+        y, x = load(path), load(path.parent.parent / "sharp" / path.name)
+        h, w = y.shape[-2:]
+        rep = synthesize_from_still(np.zeros((h, w, 3), np.float32), np.random.default_rng((SEED, zlib.crc32(name.encode()))),
+                                    max_blur=max_blur, min_blur=min_blur, gamma=1.0)
+        t0 = time.time()
+        row = {"bound": gain(deblur_tiles(y, rep.camera, gamma, args.tv), y, x), "objects": rep.objects}
+        msg = f"{name}: streak {rep.blur_px:.0f} px, known path {row['bound']:+.2f} dB"
+        if args.fit:
+            fitted, res = fit_path_oracle(y, x, 4, gamma)
+            row["fit"] = gain(deblur_tiles(y, fitted, gamma, args.tv), y, x)
+            row["ncc"] = psf_agreement(fitted, rep.camera, w, h, rep.blur_px)
+            msg += f", fitted path {row['fit']:+.2f} dB (kernels agree {row['ncc']:.3f}, residual {res:.1e})"
+        print(msg + (f" ({rep.objects} moving objects)" if rep.objects else "") + f" [{time.time() - t0:.0f} s]", flush=True)
+        rows.append(row)
+    for label, keep in (("all", lambda r: True), ("without moving objects", lambda r: r["objects"] == 0)):
+        sel = [r for r in rows if keep(r)]
+        if sel:
+            line = f"mean over {len(sel)} frames ({label}): known path {np.mean([r['bound'] for r in sel]):+.2f} dB"
+            if args.fit:
+                line += f", fitted path {np.mean([r['fit'] for r in sel]):+.2f} dB, kernel agreement {np.mean([r['ncc'] for r in sel]):.3f}"
+            print(line)
+
+
+def deblur_tiles(y, camera: np.ndarray, gamma: float, tv: float, tile: int = 256):
+    """Per-tile TV deconvolution of ``y`` (3, H, W) by the path's kernel at each tile's centre, in
+    linear light (``gamma``), tiles half overlapping and blended with pyramid weights."""
+    import torch
+
+    from deblurcli.models.blind import deconvolve, near_clipped
+    from deblurcli.pairs import camera_psf
+
+    lin = y.clamp(0, 1) ** gamma
+    _, h, w = lin.shape
+    out, wsum = torch.zeros_like(lin), torch.zeros(1, h, w)
+    step = tile // 2
+    for y0 in range(0, max(h - step, 1), step):
+        for x0 in range(0, max(w - step, 1), step):
+            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            cy, cx = (y0 + y1 - 1) / 2, (x0 + x1 - 1) / 2
+            q = camera @ np.array([cx, cy, 1.0])
+            reach = float(np.abs(q[:, :2] / q[:, 2:] - [cx, cy]).max())
+            size = int(2 * reach + 5) | 1
+            k = torch.from_numpy(camera_psf(camera, cx, cy, size))
+            m = 2 * size  # real context around the tile, so its own border effects stay outside
+            ya, yb, xa, xb = max(0, y0 - m), min(h, y1 + m), max(0, x0 - m), min(w, x1 + m)
+            region = lin[:, ya:yb, xa:xb]
+            d = deconvolve(region, k, weight=tv)
+            d = region + (d - region) * (1 - near_clipped(region, size // 2))
+            wy = torch.minimum(torch.arange(y1 - y0) + 1.0, torch.arange(y1 - y0, 0, -1).float())
+            wx = torch.minimum(torch.arange(x1 - x0) + 1.0, torch.arange(x1 - x0, 0, -1).float())
+            wt = wy[:, None] * wx[None]
+            out[:, y0:y1, x0:x1] += d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa] * wt
+            wsum[:, y0:y1, x0:x1] += wt
+    return (out / wsum).clamp(0, 1) ** (1 / gamma)
+
+
+def path_homographies(p, ts, w: int, h: int):
+    """(N, 3, 3) forward homographies of the engine's path family at times ``ts`` for the 11
+    parameters ``p`` (px of motion at the frame's half-diagonal; rotation/zoom/perspective about
+    the frame's centre: a rotation about another centre differs by a translation the cubic absorbs)."""
+    import torch
+
+    cx, cy, r = (w - 1) / 2, (h - 1) / 2, 0.5 * math.hypot(w, h)
+    t = ts[:, None]
+    txy = t * p[0:2] + t**2 * p[2:4] + t**3 * p[4:6]
+    th = (ts * p[6] + ts**2 * p[7]) / r
+    z = torch.exp(p[8] * ts / r)
+    c, s = torch.cos(th) * z, torch.sin(th) * z
+    one, zero = torch.ones_like(ts), torch.zeros_like(ts)
+    core = torch.stack([torch.stack([c, -s, zero], -1), torch.stack([s, c, zero], -1),
+                        torch.stack([p[9] * ts / r**2, p[10] * ts / r**2, one], -1)], -2)
+    shift = torch.eye(3).repeat(len(ts), 1, 1)
+    shift[:, 0, 2], shift[:, 1, 2] = txy[:, 0] + cx, txy[:, 1] + cy
+    from_c = torch.tensor([[1.0, 0, -cx], [0, 1, -cy], [0, 0, 1]])
+    return shift @ core @ from_c
+
+
+def fit_path_oracle(y, x, scale: int, gamma: float, restarts: int = 3, iters: int = 150, subframes: int = 32):
+    """Fit the 11 path parameters so that the sharp frame ``x``, warped along the path and
+    averaged (in linear light), reproduces the blurred ``y``, at 1/``scale`` size (luma). Returns
+    the best fit's full-size homographies and its residual (mean squared error)."""
+    import torch
+    import torch.nn.functional as F
+
+    def small(img):
+        return F.interpolate((img.clamp(0, 1) ** gamma)[None], scale_factor=1 / scale, mode="area")[0].mean(0, keepdim=True)
+
+    ys, xs = small(y), small(x)
+    h, w = ys.shape[-2:]
+    ts = torch.linspace(-0.5, 0.5, subframes)
+    gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    pix = torch.stack([gx.flatten(), gy.flatten(), torch.ones(h * w)], 0)
+    m = 12  # border rows/columns left out (the warp pads there)
+
+    def residual(p):
+        q = torch.linalg.inv(path_homographies(p, ts, w, h)) @ pix
+        grid = torch.stack([(2 * q[:, 0] / q[:, 2] + 1) / w - 1, (2 * q[:, 1] / q[:, 2] + 1) / h - 1], -1).view(subframes, h, w, 2)
+        out = F.grid_sample(xs[None].expand(subframes, -1, -1, -1), grid, padding_mode="border", align_corners=False).mean(0)
+        return ((out - ys)[:, m:-m, m:-m] ** 2).mean()
+
+    gen = torch.Generator().manual_seed(0)
+    best = None
+    for _ in range(restarts):
+        # A random start: at p = 0 every first derivative vanishes (the path is symmetric in time).
+        p = (torch.randn(11, generator=gen) * torch.tensor([8.0, 8, 4, 4, 4, 4, 6, 3, 2, 2, 2])).requires_grad_()
+        opt = torch.optim.Adam([p], lr=0.5)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters)
+        for _ in range(iters):
+            opt.zero_grad()
+            loss = residual(p)
+            loss.backward()
+            opt.step()
+            sched.step()
+        with torch.no_grad():
+            res = float(residual(p))
+        if best is None or res < best[0]:
+            best = (res, p.detach().clone())
+    up = np.diag([scale, scale, 1.0])
+    mats = path_homographies(best[1], ts, w, h).double().numpy()
+    return np.stack([up @ a @ np.linalg.inv(up) for a in mats]), best[0]
+
+
+def psf_agreement(fitted: np.ndarray, true: np.ndarray, w: int, h: int, blur_px: float) -> float:
+    """Mean normalised correlation of the two paths' kernels at 3x3 points of the frame."""
+    from deblurcli.pairs import camera_psf
+
+    size = int(2 * blur_px + 5) | 1
+    out = []
+    for fy in (0.2, 0.5, 0.8):
+        for fx in (0.2, 0.5, 0.8):
+            a, b = camera_psf(true, fx * w, fy * h, size), camera_psf(fitted, fx * w, fy * h, size)
+            out.append(float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
+    return float(np.mean(out))
+
+
+if __name__ == "__main__":
+    main()
