@@ -26,7 +26,8 @@ Session 8 (training/README.md, "What session 8 found"): known path +6.66 dB on `
 +4.33 on ``heldout720-g1.0`` (+3.68 on its 15 frames without moving objects; two frames lose 6-8 dB
 to the frame's borders, which a 111 px streak reaches across); fitted with the sharp frame known
 +4.69 on ``small720-g1.0`` (the true path +6.66 on the same frames), +5.28 on the first six 20-120 px
-frames (true path +6.20). 20-120 px frames take 20-250 s each (kernels up to ~240 px).
+frames (true path +6.20); ``heldout720-g2.2`` +2.95 on its first 19 frames. 20-120 px frames take
+20-250 s each (kernels up to ~240 px), some over 15 minutes (``picosdeeuropa..._1``, 119 px).
 """
 
 from __future__ import annotations
