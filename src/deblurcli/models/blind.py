@@ -83,9 +83,14 @@ def _kernel_from(x: torch.Tensor, y: torch.Tensor, size: int, floor: float) -> t
     if n > 2:
         k = k * torch.from_numpy(labels == labels.flat[int(k.argmax())]).to(k)
     k = k / k.sum().clamp(min=1e-8)
-    r = torch.arange(size, dtype=k.dtype, device=k.device)
-    cy, cx = float((k.sum(1) * r).sum()), float((k.sum(0) * r).sum())
+    cy, cx = (float(c) for c in _centroid(k))
     return torch.roll(k, (round(size // 2 - cy), round(size // 2 - cx)), dims=(0, 1))
+
+
+def _centroid(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of the centre of mass of a kernel that sums to one, as 0-d tensors."""
+    r = torch.arange(k.shape[-1], dtype=k.dtype, device=k.device)
+    return (k.sum(1) * r).sum(), (k.sum(0) * r).sum()
 
 
 def estimate_kernel(
@@ -209,8 +214,8 @@ def kernel_radius(k: torch.Tensor) -> float:
     """RMS distance of a kernel's mass from its centroid, in its own pixels (a straight streak of
     length L has L / sqrt(12); a single pixel 0)."""
     k = k / k.sum().clamp(min=1e-12)
+    cy, cx = _centroid(k)
     r = torch.arange(k.shape[-1], dtype=k.dtype, device=k.device)
-    cy, cx = (k.sum(1) * r).sum(), (k.sum(0) * r).sum()
     return float((k * ((r[:, None] - cy) ** 2 + (r[None] - cx) ** 2)).sum().sqrt())
 
 
