@@ -21,6 +21,7 @@ without the frames that have independently moving objects (not replayed: there t
 is wrong).
 
     python bench/path_bound.py [--data /work/data] [--set heldout720-g1.0] [--frames 24] [--fit]
+                               [--tile 256] [--place true|centroid|midpoint]
 
 Session 8 (training/README.md, "What session 8 found"): known path +6.66 dB on ``small720-g1.0``,
 +4.33 on ``heldout720-g1.0`` (+3.68 on its 15 frames without moving objects; two frames lose 6-8 dB
@@ -28,6 +29,11 @@ to the frame's borders, which a 111 px streak reaches across); fitted with the s
 +4.69 on ``small720-g1.0`` (the true path +6.66 on the same frames), +5.28 on the first six 20-120 px
 frames (true path +6.20); ``heldout720-g2.2`` +2.95 on its first 19 frames. 20-120 px frames take
 20-250 s each (kernels up to ~240 px), some over 15 minutes (``picosdeeuropa..._1``, 119 px).
+
+Session 9: one kernel per frame (``--tile 4096``): ``small720-g1.0`` +3.46 dB (the blur there is
+nearly uniform), ``heldout720-g1.0`` +0.12 (it is not); six 640 px tiles (``--tile 640``) +2.48 on
+the latter. Where the kernel is placed matters as much: ``small720-g1.0``, one kernel per frame,
+``--place centroid`` +0.78 dB, ``--place midpoint`` +3.09, the true placement +3.46.
 """
 
 from __future__ import annotations
@@ -52,6 +58,10 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--fit", action="store_true", help="also fit the path with the sharp frame known")
     ap.add_argument("--tv", type=float, default=3e-3, help="TV weight of the per-tile deconvolution")
+    ap.add_argument("--tile", type=int, default=256, help="tile side in px (a side >= the frame's: one kernel for it all)")
+    ap.add_argument("--place", choices=("true", "centroid", "midpoint"), default="true",
+                    help="where each kernel's centre is: the path's mid-exposure point (true), or where a blind "
+                         "estimate would put it: its centroid, or its stroke_midpoint")
     args = ap.parse_args()
     gamma, min_blur, max_blur, files = held_out_set(args.data, args.set, args.frames)
 
@@ -77,11 +87,11 @@ def main() -> None:
         rep = synthesize_from_still(np.zeros((h, w, 3), np.float32), np.random.default_rng((SEED, zlib.crc32(name.encode()))),
                                     max_blur=max_blur, min_blur=min_blur, gamma=1.0)
         t0 = time.time()
-        row = {"bound": gain(deblur_tiles(y, rep.camera, gamma, args.tv), y, x), "objects": rep.objects}
+        row = {"bound": gain(deblur_tiles(y, rep.camera, gamma, args.tv, args.tile, args.place), y, x), "objects": rep.objects}
         msg = f"{name}: streak {rep.blur_px:.0f} px, known path {row['bound']:+.2f} dB"
         if args.fit:
             fitted, res = fit_path_oracle(y, x, 4, gamma)
-            row["fit"] = gain(deblur_tiles(y, fitted, gamma, args.tv), y, x)
+            row["fit"] = gain(deblur_tiles(y, fitted, gamma, args.tv, args.tile, args.place), y, x)
             row["ncc"] = psf_agreement(fitted, rep.camera, w, h, rep.blur_px)
             msg += f", fitted path {row['fit']:+.2f} dB (kernels agree {row['ncc']:.3f}, residual {res:.1e})"
         print(msg + (f" ({rep.objects} moving objects)" if rep.objects else "") + f" [{time.time() - t0:.0f} s]", flush=True)
@@ -95,12 +105,14 @@ def main() -> None:
             print(line)
 
 
-def deblur_tiles(y, camera: np.ndarray, gamma: float, tv: float, tile: int = 256):
+def deblur_tiles(y, camera: np.ndarray, gamma: float, tv: float, tile: int = 256, place: str = "true"):
     """Per-tile TV deconvolution of ``y`` (3, H, W) by the path's kernel at each tile's centre, in
-    linear light (``gamma``), tiles half overlapping and blended with pyramid weights."""
+    linear light (``gamma``), tiles half overlapping and blended with pyramid weights. ``place``:
+    the kernel as the path draws it (mid-exposure at its centre), or moved to its centroid or to
+    :func:`~deblurcli.models.blind.stroke_midpoint`, as a blind estimate would be."""
     import torch
 
-    from deblurcli.models.blind import deconvolve, near_clipped
+    from deblurcli.models.blind import _centroid, centre_kernel_at, deconvolve, near_clipped, stroke_midpoint
     from deblurcli.pairs import camera_psf
 
     lin = y.clamp(0, 1) ** gamma
@@ -115,6 +127,9 @@ def deblur_tiles(y, camera: np.ndarray, gamma: float, tv: float, tile: int = 256
             reach = float(np.abs(q[:, :2] / q[:, 2:] - [cx, cy]).max())
             size = int(2 * reach + 5) | 1
             k = torch.from_numpy(camera_psf(camera, cx, cy, size))
+            if place != "true":
+                k = k / k.sum()
+                k = centre_kernel_at(k, *(stroke_midpoint(k) if place == "midpoint" else (float(c) for c in _centroid(k))))
             m = 2 * size  # real context around the tile, so its own border effects stay outside
             ya, yb, xa, xb = max(0, y0 - m), min(h, y1 + m), max(0, x0 - m), min(w, x1 + m)
             region = lin[:, ya:yb, xa:xb]

@@ -14,11 +14,13 @@ import torch.nn.functional as F
 from deblurcli.metrics import psnr
 from deblurcli.models.blind import (
     BlindDeconvolution,
+    centre_kernel_at,
     deconvolve,
     deconvolve_tiled,
     estimate_kernel,
     kernel_is_plausible,
     kernel_radius,
+    stroke_midpoint,
 )
 
 
@@ -192,7 +194,8 @@ def test_small_images_and_bad_hyperparameters() -> None:
     # A panorama: tall enough at full size, but a few rows where the kernel is searched.
     pano = torch.rand(1, 3, 150, 2000)
     assert torch.equal(model(pano), pano) and model.last_kernels == [None]
-    for bad in ({"max_kernel": 8}, {"max_kernel": 1}, {"work_side": 16}, {"gamma": 0}, {"deconv_side": 100}, {"min_blur": -1}):
+    for bad in ({"max_kernel": 8}, {"max_kernel": 1}, {"work_side": 16}, {"gamma": 0}, {"deconv_side": 100}, {"min_blur": -1},
+                {"placement": "peak"}, {"tiles": 0}):
         with pytest.raises(ValueError):
             BlindDeconvolution(**bad)
     with pytest.raises(ValueError):
@@ -235,3 +238,84 @@ def test_levin_real_camera_shake(shared_data: Path) -> None:
     a, b, _ = align(out, sharp, 5)
     a0, b0, _ = align(blurred, sharp, 5)
     assert float(psnr(a, b) - psnr(a0, b0)) > 3.0
+
+
+def _uneven_arc(size: int) -> tuple[torch.Tensor, tuple[float, float]]:
+    """A half circle travelled slowly at its start and fast at its end (the kernel is heavy at one
+    end), and the point on it where half of the exposure has passed."""
+    k = torch.zeros(size, size)
+    c, r = size // 2, size / 3
+    ts = np.linspace(0, 1, 400) ** 2 * math.pi  # equal times, growing steps: an accelerating camera
+    pts = [(c + r * math.sin(t) - r / 2, c + r * math.cos(t)) for t in ts]
+    for y, x in pts:
+        k[int(round(y)), int(round(x))] += 1
+    return k / k.sum(), pts[len(pts) // 2]
+
+
+def test_stroke_midpoint_is_half_the_exposure_along_the_path() -> None:
+    line = torch.zeros(15, 15)
+    line[7, 2:13] = 1 / 11
+    assert stroke_midpoint(line) == pytest.approx((7.0, 7.0), abs=1e-6)
+    k, (my, mx) = _uneven_arc(25)
+    row, col = stroke_midpoint(k)
+    assert math.hypot(row - my, col - mx) < 1.5  # on the path, where half the time has passed
+    r = torch.arange(25, dtype=torch.float32)
+    cy, cx = float((k.sum(1) * r).sum()), float((k.sum(0) * r).sum())
+    assert math.hypot(cy - my, cx - mx) > 3  # which the centroid (off the arc) is not
+
+
+def test_centre_kernel_at_moves_without_wrapping() -> None:
+    k = torch.zeros(9, 9)
+    k[4, 5:9] = 0.25  # a stroke from the centre to the right edge
+    moved = centre_kernel_at(k, 4.0, 7.0)
+    assert moved.shape == (15, 15) and float(moved.sum()) == pytest.approx(1.0)
+    assert torch.equal(moved[7, 5:9], torch.full((4,), 0.25))  # (4, 7) is now the centre (7, 7)
+    assert float(moved[7, 7]) == 0.25 and int((moved > 0).sum()) == 4
+
+
+def test_output_lines_up_with_the_middle_of_the_exposure() -> None:
+    # The sharp frame of a video pair (and of the held-out stills) is the middle of the exposure.
+    # Blurred by an unevenly travelled arc placed that way, the output scores best unshifted.
+    sharp = _shapes(192, 192, seed=7)
+    k, (my, mx) = _uneven_arc(17)
+    k = centre_kernel_at(k, my, mx)
+    blurred = _blur(sharp, k).clamp(0, 1)
+    out = BlindDeconvolution(max_kernel=31)(blurred[None])[0]
+    m = 24
+
+    def score(dy: int, dx: int) -> float:
+        return float(psnr(torch.roll(out, (dy, dx), (1, 2))[None, :, m:-m, m:-m], sharp[None, :, m:-m, m:-m]))
+
+    best = max(((dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)), key=lambda d: score(*d))
+    assert max(abs(best[0]), abs(best[1])) <= 1
+    assert score(0, 0) - float(psnr(blurred[None, :, m:-m, m:-m], sharp[None, :, m:-m, m:-m])) > 2.0
+
+
+def test_short_streak_is_found_by_looking_closer() -> None:
+    # The curved stroke on a 384 px picture is 3 px where the search starts (work_side 96): too
+    # short to resolve, and the photo would be kept. Zooming in (192, then 384 px) finds and removes it.
+    sharp = _shapes(384, 384, seed=11)
+    blurred = _blur(sharp, _curved_kernel(13)).clamp(0, 1)
+    flat = BlindDeconvolution(work_side=96, max_kernel=17, zoom=False)
+    assert torch.equal(flat(blurred[None])[0], blurred) and flat.last_kernels == [None]
+    model = BlindDeconvolution(work_side=96, max_kernel=17)
+    out = model(blurred[None])
+    assert model.last_kernels[0] is not None
+    assert float(psnr(out, sharp[None]) - psnr(blurred[None], sharp[None])) > 2.0
+
+
+def test_tiles_follow_blur_that_changes_across_the_frame() -> None:
+    # The left of the picture streaked across, the right up and down (a camera turning about a
+    # point near the frame, coarsely): one kernel fits neither half, one per tile fits both.
+    sharp = _shapes(192, 384, seed=13)
+    across, down = torch.zeros(11, 11), torch.zeros(11, 11)
+    across[5, 1:10], down[1:10, 5] = 1 / 9, 1 / 9
+    blurred = torch.cat([_blur(sharp, across)[..., :192], _blur(sharp, down)[..., 192:]], -1).clamp(0, 1)
+
+    def gain(model: BlindDeconvolution) -> float:
+        m = 16
+        out = model(blurred[None])[:, :, m:-m, m:-m]
+        return float(psnr(out, sharp[None, :, m:-m, m:-m]) - psnr(blurred[None, :, m:-m, m:-m], sharp[None, :, m:-m, m:-m]))
+
+    tiled, whole = gain(BlindDeconvolution(max_kernel=17, tiles=3)), gain(BlindDeconvolution(max_kernel=17))
+    assert tiled > 2.0 and tiled > whole + 1.0
