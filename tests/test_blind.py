@@ -49,8 +49,9 @@ def _curved_kernel(size: int) -> torch.Tensor:
         y, x = c + (size / 3) * math.sin(t) - size / 6, c + (size / 3) * math.cos(t) - size / 6
         k[int(round(y)), int(round(x))] += 1
     k = k / k.sum()
-    # Centred on its centroid, as the estimate is: a kernel has no fixed centre, and an offset
-    # between them would only shift the image (scored as a loss without alignment).
+    # Centred on its centroid: on a quarter arc that is within half a pixel of the arc's middle,
+    # where the estimate is placed (stroke_midpoint); an offset between them would only shift the
+    # image (scored as a loss without alignment).
     r = torch.arange(size, dtype=torch.float32)
     cy, cx = float((k.sum(1) * r).sum()), float((k.sum(0) * r).sum())
     return torch.roll(k, (round(c - cy), round(c - cx)), (0, 1))
