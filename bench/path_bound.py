@@ -112,7 +112,7 @@ def deblur_tiles(y, camera: np.ndarray, gamma: float, tv: float, tile: int = 256
     :func:`~deblurcli.models.blind.stroke_midpoint`, as a blind estimate would be."""
     import torch
 
-    from deblurcli.models.blind import _centroid, centre_kernel_at, deconvolve, near_clipped, stroke_midpoint
+    from deblurcli.models.blind import _centroid, centre_kernel_at, deconvolve, near_clipped, stroke_midpoint, tile_weights
     from deblurcli.pairs import camera_psf
 
     lin = y.clamp(0, 1) ** gamma
@@ -135,9 +135,7 @@ def deblur_tiles(y, camera: np.ndarray, gamma: float, tv: float, tile: int = 256
             region = lin[:, ya:yb, xa:xb]
             d = deconvolve(region, k, weight=tv)
             d = region + (d - region) * (1 - near_clipped(region, size // 2))
-            wy = torch.minimum(torch.arange(y1 - y0) + 1.0, torch.arange(y1 - y0, 0, -1).float())
-            wx = torch.minimum(torch.arange(x1 - x0) + 1.0, torch.arange(x1 - x0, 0, -1).float())
-            wt = wy[:, None] * wx[None]
+            wt = tile_weights(y1 - y0, x1 - x0)
             out[:, y0:y1, x0:x1] += d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa] * wt
             wsum[:, y0:y1, x0:x1] += wt
     return (out / wsum).clamp(0, 1) ** (1 / gamma)

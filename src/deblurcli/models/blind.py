@@ -262,6 +262,14 @@ def centre_kernel_at(k: torch.Tensor, row: float, col: float) -> torch.Tensor:
     return out
 
 
+def tile_weights(n_rows: int, n_cols: int) -> torch.Tensor:
+    """(n_rows, n_cols) pyramid blending weights of a tile: 1 at its edges, growing linearly inward,
+    so that half-overlapping tiles fade into each other without seams."""
+    wy = torch.minimum(torch.arange(n_rows) + 1.0, torch.arange(n_rows, 0, -1).float())
+    wx = torch.minimum(torch.arange(n_cols) + 1.0, torch.arange(n_cols, 0, -1).float())
+    return wy[:, None] * wx[None]
+
+
 def kernel_is_plausible(k: torch.Tensor, *, border: int = 2, max_border_mass: float = 0.02) -> bool:
     """Whether an estimated kernel can be trusted: a camera-shake path is one thin stroke inside
     the support. A stroke that runs into the support's edge was cut off (the blur is longer than
@@ -409,7 +417,8 @@ class BlindDeconvolution(nn.Module):
                 return found
             luma = sum(c * small[i] for i, c in enumerate(LUMA_WEIGHTS))
             k = estimate_kernel(luma, self.max_kernel, latent_weight=self.latent_weight, iterations=self.iterations)
-            trusted = kernel_is_plausible(k) and kernel_radius(k) >= self.min_blur
+            radius = kernel_radius(k)
+            trusted = kernel_is_plausible(k) and radius >= self.min_blur
             if not trusted and found[0] is not None:
                 return found  # zoomed in, the streak no longer fits: the coarser estimate stands
             found = (k if trusted else None, scale)
@@ -418,7 +427,7 @@ class BlindDeconvolution(nn.Module):
             # would still fit the search window, up to the size it is deconvolved at. Its length is
             # judged by its RMS radius (a straight streak of L px has L / sqrt(12)), which a few
             # stray specks do not inflate as they do its bounding box.
-            if not self.zoom or scale <= 1 or 2 * math.sqrt(12) * kernel_radius(k) + 4 > self.max_kernel:
+            if not self.zoom or scale <= 1 or 2 * math.sqrt(12) * radius + 4 > self.max_kernel:
                 return found
             scale = max(scale / 2, 1.0)
 
@@ -454,15 +463,14 @@ class BlindDeconvolution(nn.Module):
         for y0 in starts(mh):
             for x0 in starts(mw):
                 y1, x1 = min(y0 + side, mh), min(x0 + side, mw)
-                wy = torch.minimum(torch.arange(y1 - y0) + 1.0, torch.arange(y1 - y0, 0, -1).float())
-                wx = torch.minimum(torch.arange(x1 - x0) + 1.0, torch.arange(x1 - x0, 0, -1).float())
-                wt = (wy[:, None] * wx[None]).to(mid.device)
+                wt = tile_weights(y1 - y0, x1 - x0).to(mid.device)
                 wsum[:, y0:y1, x0:x1] += wt
                 k, kscale = self._kernel_for(mid[:, y0:y1, x0:x1], scale)
-                kernels.append(None if k is None else self._placed(k, kscale))
                 if k is None:
+                    kernels.append(None)
                     continue  # this tile keeps the input
-                k = kernels[-1]
+                k = self._placed(k, kscale)
+                kernels.append(k)
                 # Real context around the tile, so its deconvolution's own border effects stay outside.
                 m = 2 * k.shape[-1]
                 ya, yb, xa, xb = max(0, y0 - m), min(mh, y1 + m), max(0, x0 - m), min(mw, x1 + m)
