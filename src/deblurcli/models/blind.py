@@ -5,7 +5,7 @@ No learned weights. The kernel is estimated on the image's luma, shrunk so its l
 image (Xu et al. 2013, by half-quadratic splitting) and a least-squares kernel fitted to gradients
 (Cho and Lee 2009), coarse to fine over kernel sizes growing by sqrt(2) up to ``max_kernel`` (Xu and
 Jia 2010; Pan et al. 2014); a kernel shorter than half the search window is searched again on the
-image at twice the size (short streaks hold no shape at 384 px). The kernel is then scaled up to the
+image at twice the size, up to 1024 px (short streaks hold no shape at 384 px). The kernel is then scaled up to the
 full image (at most 1536 px on the long side: a larger photo is deconvolved at that size and the change
 carried up), placed so that the middle of the exposure (:func:`stroke_midpoint`) is its centre, as the
 sharp frame of a video is, and the image is deconvolved with a total-variation prior (Krishnan and
@@ -338,8 +338,13 @@ class BlindDeconvolution(nn.Module):
             sharp frames of video and of the stills engine are) or "centroid" (its centre of mass;
             before session 9).
         zoom: while the kernel found is shorter than half the search window, estimate it again on
-            the image at twice the size (up to ``deconv_side``): held-out 10-25 px frames at 1280 px
+            the image at twice the size (up to ``zoom_side``): held-out 10-25 px frames at 1280 px
             -0.39 dB without, +1.53 dB with (session 9).
+        zoom_side: the largest long side (px) the zoom searches a kernel at (``None``: up to
+            ``deconv_side``). The search's cost grows with the area: on a 1280x720 frame with a short
+            streak, the searches at 384, 768 and 1280 px took 2, 8 and 26 s. Held-out 10-25 px
+            frames at 1280 px: up to 768 px +1.32 dB in 13 s a frame, 1024 px +1.75 in 21 s, 1280
+            px +1.53 in 36 s (session 10).
         tiles: half-overlapping tiles along the long side, each with its own kernel (1: one kernel
             for the whole image). Blur that varies across the frame (a rotating camera) needs
             several; each tile must still hold a streak at the size it is searched at.
@@ -364,6 +369,7 @@ class BlindDeconvolution(nn.Module):
         placement: str = "midpoint",
         zoom: bool = True,
         tiles: int = 1,
+        zoom_side: int | None = 1024,
     ) -> None:
         super().__init__()
         if work_side < 32:
@@ -380,14 +386,17 @@ class BlindDeconvolution(nn.Module):
             raise ValueError(f"placement must be 'midpoint' or 'centroid', got {placement!r}")
         if tiles < 1:
             raise ValueError(f"tiles must be >= 1, got {tiles}")
+        if zoom_side is not None and zoom_side < work_side:
+            raise ValueError(f"zoom_side ({zoom_side}) must be >= work_side ({work_side})")
         self.work_side, self.max_kernel = work_side, max_kernel
         self.latent_weight, self.iterations, self.tv_weight, self.gamma = latent_weight, iterations, tv_weight, gamma
         self.deconv_side, self.min_blur, self.placement, self.zoom = deconv_side, min_blur, placement, zoom
-        self.tiles = tiles
+        self.tiles, self.zoom_side = tiles, zoom_side
         self.hparams = {
             "work_side": work_side, "max_kernel": max_kernel, "latent_weight": latent_weight,
             "iterations": iterations, "tv_weight": tv_weight, "gamma": gamma, "deconv_side": deconv_side,
             "min_blur": min_blur, "placement": placement, "zoom": zoom, "tiles": tiles,
+            "zoom_side": zoom_side,
         }
         #: The kernels of the last forward pass, at the size each image was deconvolved at (full
         #: size up to ``deconv_side``), ``None`` where the input was kept.
@@ -427,9 +436,12 @@ class BlindDeconvolution(nn.Module):
             # would still fit the search window, up to the size it is deconvolved at. Its length is
             # judged by its RMS radius (a straight streak of L px has L / sqrt(12)), which a few
             # stray specks do not inflate as they do its bounding box.
-            if not self.zoom or scale <= 1 or 2 * math.sqrt(12) * radius + 4 > self.max_kernel:
+            side = max(lin.shape[-2:])
+            # The largest scale-down that keeps the searched image within zoom_side.
+            floor = max(1.0, side / self.zoom_side) if self.zoom_side else 1.0
+            if not self.zoom or scale <= floor * (1 + 1e-6) or 2 * math.sqrt(12) * radius + 4 > self.max_kernel:
                 return found
-            scale = max(scale / 2, 1.0)
+            scale = max(scale / 2, floor)
 
     def _placed(self, k: torch.Tensor, scale: float) -> torch.Tensor:
         """A kernel found at 1/``scale``, for the image it deconvolves, centred per ``placement``."""
