@@ -466,17 +466,17 @@ class BlindDeconvolution(nn.Module):
                 return found
             luma = sum(c * small[i] for i, c in enumerate(LUMA_WEIGHTS))
             k = estimate_kernel(luma, self.max_kernel, latent_weight=self.latent_weight, iterations=self.iterations)
-            if first and self.agreement > 0 and kernel_radius(k) < self.AGREEMENT_RADIUS and not self._agrees(lin, scale, k):
+            radius = kernel_radius(k)
+            if first and self.agreement > 0 and radius < self.AGREEMENT_RADIUS and not self._agrees(lin, scale, k):
                 return None, scale  # found at one search size only: not to be trusted, nor zoomed into
             first = False
-            radius = kernel_radius(k)
             trusted = kernel_is_plausible(k) and radius >= self.min_blur
             if not trusted and found[0] is not None:
                 return found  # zoomed in, the streak no longer fits: the coarser estimate stands
             found = (k if trusted else None, scale)
             # A short streak is a few pixels at work_side, too few to hold its shape (10-25 px
             # streaks at 1280 px are 3-8 px at 384): look again at twice the size while the kernel
-            # would still fit the search window, up to the size it is deconvolved at. Its length is
+            # would still fit the search window, up to zoom_side (or deconv_side). Its length is
             # judged by its RMS radius (a straight streak of L px has L / sqrt(12)), which a few
             # stray specks do not inflate as they do its bounding box.
             side = max(lin.shape[-2:])
