@@ -388,8 +388,8 @@ class BlindDeconvolution(nn.Module):
     runs_in_fp32 = True
     #: Kernels with an RMS radius of this many px or more (a straight streak of ~20 px where it is
     #: searched) skip the agreement check: a long thin stroke resampled to another size correlates
-    #: less with itself, and on Levin's longest kernels and `real-blur/13_structure` right kernels
-    #: agreed less than wrong ones (session 10).
+    #: less with itself: on Levin's longest kernels right ones agreed no better than wrong ones, and
+    #: `real-blur/13_structure`, which blind restores, would be kept (session 10).
     AGREEMENT_RADIUS = 6.0
 
     def __init__(
