@@ -458,14 +458,12 @@ class BlindDeconvolution(nn.Module):
         estimate is not trusted (the image is kept there)."""
         found: tuple[torch.Tensor | None, float] = (None, scale)
         first = True
+        # The largest scale-down that keeps the searched image within zoom_side.
+        floor = max(1.0, max(lin.shape[-2:]) / self.zoom_side) if self.zoom_side else 1.0
         while True:
-            small = F.interpolate(lin[None], scale_factor=1 / scale, mode="area")[0] if scale > 1 else lin
-            # Where the kernel is searched (a long thin panorama shrinks to a few rows): too small to
-            # hold a streak of the searched length, and the estimate's reflect padding needs the room.
-            if min(small.shape[-2:]) < 2 * self.max_kernel:
+            k = self._search(F.interpolate(lin[None], scale_factor=1 / scale, mode="area")[0] if scale > 1 else lin)
+            if k is None:
                 return found
-            luma = sum(c * small[i] for i, c in enumerate(LUMA_WEIGHTS))
-            k = estimate_kernel(luma, self.max_kernel, latent_weight=self.latent_weight, iterations=self.iterations)
             radius = kernel_radius(k)
             if first and self.agreement > 0 and radius < self.AGREEMENT_RADIUS and not self._agrees(lin, scale, k):
                 return None, scale  # found at one search size only: not to be trusted, nor zoomed into
@@ -479,9 +477,6 @@ class BlindDeconvolution(nn.Module):
             # would still fit the search window, up to zoom_side (or deconv_side). Its length is
             # judged by its RMS radius (a straight streak of L px has L / sqrt(12)), which a few
             # stray specks do not inflate as they do its bounding box.
-            side = max(lin.shape[-2:])
-            # The largest scale-down that keeps the searched image within zoom_side.
-            floor = max(1.0, side / self.zoom_side) if self.zoom_side else 1.0
             if not self.zoom or scale <= floor * (1 + 1e-6) or 2 * math.sqrt(12) * radius + 4 > self.max_kernel:
                 return found
             scale = max(scale / 2, floor)
@@ -492,18 +487,23 @@ class BlindDeconvolution(nn.Module):
         base = max(lin.shape[-2:]) / scale
         for factor in (5 / 6, 7 / 6):
             side = round(base * factor)
-            img = F.interpolate(lin[None], scale_factor=side / max(lin.shape[-2:]), mode="area")[0]
-            if min(img.shape[-2:]) < 2 * self.max_kernel:
+            other = self._search(F.interpolate(lin[None], scale_factor=side / max(lin.shape[-2:]), mode="area")[0])
+            if other is None:
                 continue  # too small to search at this size: no evidence either way
-            luma = sum(c * img[i] for i, c in enumerate(LUMA_WEIGHTS))
-            other = estimate_kernel(luma, self.max_kernel, latent_weight=self.latent_weight, iterations=self.iterations)
             # Both at the larger of the two sizes: a kernel searched at a smaller size covers more px.
             small, big, ratio = (other, k, base / side) if factor < 1 else (k, other, side / base)
-            n = round(small.shape[-1] * ratio) | 1
-            small = F.interpolate(small[None, None], size=(n, n), mode="bilinear", align_corners=False)[0, 0].clamp(min=0)
-            if kernel_agreement(small / small.sum().clamp(min=1e-12), big) < self.agreement:
+            if kernel_agreement(resize_kernel(small, ratio), big) < self.agreement:
                 return False
         return True
+
+    def _search(self, img: torch.Tensor) -> torch.Tensor | None:
+        """The kernel estimated on ``img`` (3, H, W, as it is searched), or ``None`` where it is too
+        small to search: a long thin panorama shrinks to a few rows, too few to hold a streak of the
+        searched length, and the estimate's reflect padding needs the room."""
+        if min(img.shape[-2:]) < 2 * self.max_kernel:
+            return None
+        luma = sum(c * img[i] for i, c in enumerate(LUMA_WEIGHTS))
+        return estimate_kernel(luma, self.max_kernel, latent_weight=self.latent_weight, iterations=self.iterations)
 
     def _placed(self, k: torch.Tensor, scale: float) -> torch.Tensor:
         """A kernel found at 1/``scale``, for the image it deconvolves, centred per ``placement``."""
