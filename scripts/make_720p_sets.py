@@ -14,8 +14,13 @@ Writes, under OUT (deterministic: the same files on every machine):
   sets use the same camera paths, so they differ only in how the frames were averaged.
 * ``small720-g1.0/``: the middle frame of each held-out photo with small streaks (10-25 px, γ 1.0):
   a check that a model removes ordinary blur and leaves nearly sharp detail alone.
+* with ``--check-photos N``: ``check720-g1.0/`` and ``checksmall720-g1.0/``, the same kinds of frames
+  (γ 1.0) from the N training photos that sort first by crc32, with another seed: for checking
+  settings chosen on the held-out sets (`--model blind`'s agreement threshold, its tile size) on
+  frames they were not chosen on. Not for networks trained on ``train1280`` (they saw these photos).
 
 Usage: python scripts/make_720p_sets.py [--data ../shared/data] [--out DIR] [--frames-per-photo 3]
+                                        [--check-photos 8]
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ HELD_OUT = 8
 LONG_SIDE = 1280
 FRAME = (1280, 720)
 SEED = 720
+CHECK_SEED = 721
 GAMMAS = (1.0, 2.2)
 
 
@@ -51,6 +57,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--out", default="/work/data")
     ap.add_argument("--frames-per-photo", type=int, default=3)
+    ap.add_argument("--check-photos", type=int, default=0, help="also write the check sets from this many training photos")
     args = ap.parse_args()
     src = Path(args.data) / "sharp" / "debian-photos"
     photos = sorted(p for p in src.glob("*.jpg"))
@@ -58,33 +65,42 @@ def main() -> None:
         raise SystemExit(f"no photos in {src}")
     out = Path(args.out)
     held = held_out_names([p.stem for p in photos])
+    check = set(sorted((p.stem for p in photos if p.stem not in held), key=lambda n: zlib.crc32(n.encode()))[: args.check_photos])
     (out / "train1280").mkdir(parents=True, exist_ok=True)
     for p in photos:
         rgb = resize_max_side(read_image(p).pixels, LONG_SIDE).astype(np.float32) / 255.0
+        if p.stem in check:
+            write_frames(out, p.stem, rgb, args.frames_per_photo, "check720", "checksmall720", CHECK_SEED, (1.0,))
         if p.stem not in held:
             save_png(out / "train1280" / f"{p.stem}.png", rgb)
             continue
-        h, w = rgb.shape[:2]
-        fw, fh = min(FRAME[0], w), min(FRAME[1], h)
-        for k in range(args.frames_per_photo):
-            # Frames spread over the photo (left/centre/right or top/middle/bottom), same seed per frame.
-            t = k / max(1, args.frames_per_photo - 1)
-            x, y = round((w - fw) * t), round((h - fh) * t)
-            crop = np.ascontiguousarray(rgb[y : y + fh, x : x + fw])
-            name = f"{p.stem}_{k}"
-            for g in GAMMAS:
-                rng = np.random.default_rng((SEED, zlib.crc32(name.encode())))
-                s = synthesize_from_still(crop, rng, max_blur=120.0, min_blur=20.0, gamma=g)
-                d = out / f"heldout720-g{g:.1f}"
-                save_png(d / "blur" / f"{name}.png", s.blurred)
-                save_png(d / "sharp" / f"{name}.png", s.sharp)
-                print(f"{d.name}/{name}: streak {s.blur_px:.0f} px, {s.subframes} sub-frames, {s.objects} objects", flush=True)
-            if k == (args.frames_per_photo - 1) // 2:
-                rng = np.random.default_rng((SEED, zlib.crc32(name.encode())))
-                s = synthesize_from_still(crop, rng, max_blur=25.0, min_blur=10.0, gamma=1.0)
-                save_png(out / "small720-g1.0" / "blur" / f"{name}.png", s.blurred)
-                save_png(out / "small720-g1.0" / "sharp" / f"{name}.png", s.sharp)
+        write_frames(out, p.stem, rgb, args.frames_per_photo, "heldout720", "small720", SEED, GAMMAS)
     print(f"train1280: {len(photos) - len(held)} photos; held out: {', '.join(sorted(held))}")
+
+
+def write_frames(out: Path, stem: str, rgb: np.ndarray, frames: int, big: str, small: str, seed: int, gammas: tuple[float, ...]) -> None:
+    """``frames`` 1280x720 frames of one photo with 20-120 px streaks into ``{big}-g{γ}/``, and the
+    middle one with 10-25 px streaks (γ 1.0) into ``{small}-g1.0/``."""
+    h, w = rgb.shape[:2]
+    fw, fh = min(FRAME[0], w), min(FRAME[1], h)
+    for k in range(frames):
+        # Frames spread over the photo (left/centre/right or top/middle/bottom), same seed per frame.
+        t = k / max(1, frames - 1)
+        x, y = round((w - fw) * t), round((h - fh) * t)
+        crop = np.ascontiguousarray(rgb[y : y + fh, x : x + fw])
+        name = f"{stem}_{k}"
+        for g in gammas:
+            rng = np.random.default_rng((seed, zlib.crc32(name.encode())))
+            s = synthesize_from_still(crop, rng, max_blur=120.0, min_blur=20.0, gamma=g)
+            d = out / f"{big}-g{g:.1f}"
+            save_png(d / "blur" / f"{name}.png", s.blurred)
+            save_png(d / "sharp" / f"{name}.png", s.sharp)
+            print(f"{d.name}/{name}: streak {s.blur_px:.0f} px, {s.subframes} sub-frames, {s.objects} objects", flush=True)
+        if k == (frames - 1) // 2:
+            rng = np.random.default_rng((seed, zlib.crc32(name.encode())))
+            s = synthesize_from_still(crop, rng, max_blur=25.0, min_blur=10.0, gamma=1.0)
+            save_png(out / f"{small}-g1.0" / "blur" / f"{name}.png", s.blurred)
+            save_png(out / f"{small}-g1.0" / "sharp" / f"{name}.png", s.sharp)
 
 
 if __name__ == "__main__":

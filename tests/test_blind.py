@@ -365,5 +365,21 @@ def test_tiles_follow_blur_that_changes_across_the_frame() -> None:
     # Without the agreement check: 192 px tiles hold too little for the kernels found at 160 and
     # 224 px to agree, and what is tested here is the tiling.
     tiled = gain(BlindDeconvolution(max_kernel=17, tiles=3, agreement=0.0))
-    whole = gain(BlindDeconvolution(max_kernel=17, agreement=0.0))
+    whole = gain(BlindDeconvolution(max_kernel=17, tiles=1, agreement=0.0))
     assert tiled > 2.0 and tiled > whole + 1.0
+
+
+class _SmallTiles(BlindDeconvolution):
+    TILE_SIDE = 192  # what 640 px is to a 1280 px frame, for a 384 px test picture
+
+
+def test_tiles_by_default_as_many_as_stay_tile_side_wide() -> None:
+    across = torch.zeros(11, 11)
+    across[5, 1:10] = 1 / 9
+    blurred = _blur(_shapes(192, 384, seed=13), across).clamp(0, 1)[None]
+    auto = _SmallTiles(max_kernel=17, agreement=0.0)
+    # 2 * 384 / 192 - 1 = 3 tiles of 192 px along the long side, as `tiles=3` asks for.
+    assert torch.equal(auto(blurred), BlindDeconvolution(max_kernel=17, tiles=3, agreement=0.0)(blurred))
+    # Under 1.5 TILE_SIDE (960 px for the real one) the photo is one tile.
+    narrow = blurred[..., :280]
+    assert torch.equal(auto(narrow), BlindDeconvolution(max_kernel=17, tiles=1, agreement=0.0)(narrow))

@@ -128,9 +128,11 @@ REGISTRY: dict[str, ModelEntry] = {
             "blind",
             "blind",
             {"work_side": 384, "max_kernel": 31, "gamma": 1.0},
-            "classical blind deconvolution: one camera-shake kernel per image, estimated, then undone; no weights",
+            "classical blind deconvolution: one camera-shake kernel per image (per tile of a large one), "
+            "estimated, then undone; no weights",
             trained_for=(
-                "camera shake that is nearly the same across the frame, streaks up to ~8% of the long side; "
+                "camera shake that is nearly the same across the frame (or a tile of 640 px or more), "
+                "streaks up to ~8% of the long side; "
                 "not trained (L0 kernel estimation and total-variation deconvolution); keeps an image whose "
                 "kernel it cannot trust"
             ),
