@@ -383,3 +383,18 @@ def test_tiles_by_default_as_many_as_stay_tile_side_wide() -> None:
     # Under 1.5 TILE_SIDE (960 px for the real one) the photo is one tile.
     narrow = blurred[..., :280]
     assert torch.equal(auto(narrow), BlindDeconvolution(max_kernel=17, tiles=1, agreement=0.0)(narrow))
+
+
+def test_the_deblurrer_reports_each_tile_of_a_photo() -> None:
+    from deblurcli.inference import Deblurrer
+
+    across = torch.zeros(11, 11)
+    across[5, 1:10] = 1 / 9
+    blurred = _blur(_shapes(192, 384, seed=13), across).clamp(0, 1)[None]
+    model = _SmallTiles(max_kernel=17, agreement=0.0)
+    calls: list[tuple[int, int]] = []
+    out = Deblurrer(model, device="cpu", precision="fp32").deblur(blurred, on_progress=lambda done, total: calls.append((done, total)))
+    # Three tiles of 192 px, one by one, then the forward pass as a whole.
+    assert calls == [(1, 3), (2, 3), (3, 3), (1, 1)]
+    assert model.on_progress is None  # set for the call only
+    assert torch.equal(out, model(blurred))

@@ -431,10 +431,19 @@ class Deblurrer:
             chunk = max(1, int(self.memory_budget() // max(per, 1.0))) if self.tile != 0 else b
             outs = []
             total = math.ceil(b / chunk)
-            for i in range(0, b, chunk):
-                outs.append(self._run(x[i : i + chunk]).to(x.device))
-                if on_progress:
-                    on_progress(i // chunk + 1, total)
+            # A model that reports its own steps (`blind`: a minute or more per large photo, tile by
+            # tile) does so within a single forward pass.
+            own = on_progress is not None and total == 1 and getattr(self.model, "reports_progress", False)
+            if own:
+                self.model.on_progress = on_progress
+            try:
+                for i in range(0, b, chunk):
+                    outs.append(self._run(x[i : i + chunk]).to(x.device))
+                    if on_progress:
+                        on_progress(i // chunk + 1, total)
+            finally:
+                if own:
+                    self.model.on_progress = None
             return torch.cat(outs) if len(outs) > 1 else outs[0]
         return self._deblur_tiled(x, tile, on_progress)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -393,6 +394,8 @@ class BlindDeconvolution(nn.Module):
     whole_image = True
     #: FFTs and L0 thresholds need fp32; half-precision autocast is switched off inside.
     runs_in_fp32 = True
+    #: Reports finished tiles through :attr:`on_progress` (the Deblurrer sets it).
+    reports_progress = True
     #: Kernels with an RMS radius of this many px or more (a straight streak of ~20 px where it is
     #: searched) skip the agreement check: a long thin stroke resampled to another size correlates
     #: less with itself: on Levin's longest kernels right ones agreed no better than wrong ones, and
@@ -456,12 +459,17 @@ class BlindDeconvolution(nn.Module):
         #: size up to ``deconv_side``; a tiled image's central tile's, or another deconvolved
         #: tile's), ``None`` where the whole input was kept.
         self.last_kernels: list[torch.Tensor | None] = []
+        #: Called with (tiles done, tiles in the batch) as each tile is finished: a large photo takes
+        #: a minute or more. :class:`deblurcli.inference.Deblurrer` sets it for the length of a call.
+        self.on_progress: Callable[[int, int], None] | None = None
+        self._done, self._batch = 0, 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # FFTs and the L0 thresholds need fp32: never run under bf16/fp16 autocast.
         with torch.autocast(x.device.type, enabled=False):
             x = x.float().contiguous()
             outs, self.last_kernels = [], []
+            self._done, self._batch = 0, len(x)
             for img in x:
                 out, k = self._one(img)
                 outs.append(out)
@@ -531,6 +539,27 @@ class BlindDeconvolution(nn.Module):
             big = centre_kernel_at(big, (row + 0.5) * f - 0.5, (col + 0.5) * f - 0.5)
         return big
 
+    def _tile(
+        self, mid: torch.Tensor, scale: float, y0: int, x0: int, side: int, change: torch.Tensor, wsum: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Deconvolve the tile of ``mid`` at (``y0``, ``x0``) of ``side`` px, adding its change to
+        ``change`` and its blending weights to ``wsum``; its kernel, or ``None`` where it keeps the input."""
+        mh, mw = mid.shape[-2:]
+        y1, x1 = min(y0 + side, mh), min(x0 + side, mw)
+        wt = tile_weights(y1 - y0, x1 - x0).to(mid.device)
+        wsum[:, y0:y1, x0:x1] += wt
+        k, kscale = self._kernel_for(mid[:, y0:y1, x0:x1], scale)
+        if k is None:
+            return None  # this tile keeps the input
+        k = self._placed(k, kscale)
+        # Real context around the tile, so its deconvolution's own border effects stay outside.
+        m = 2 * k.shape[-1]
+        ya, yb, xa, xb = max(0, y0 - m), min(mh, y1 + m), max(0, x0 - m), min(mw, x1 + m)
+        region = mid[:, ya:yb, xa:xb]
+        d = (deconvolve_tiled(region, k, weight=self.tv_weight) - region) * (1 - near_clipped(region, k.shape[-1] // 2))
+        change[:, y0:y1, x0:x1] += d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa] * wt
+        return k
+
     def _one(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         h, w = img.shape[-2:]
         lin = img.clamp(0, 1) ** self.gamma
@@ -552,23 +581,13 @@ class BlindDeconvolution(nn.Module):
 
         change, wsum = torch.zeros_like(mid), torch.zeros(1, mh, mw, device=mid.device)
         kernels: list[torch.Tensor | None] = []
+        total = self._batch * len(starts(mh)) * len(starts(mw))  # a batch's images share one size
         for y0 in starts(mh):
             for x0 in starts(mw):
-                y1, x1 = min(y0 + side, mh), min(x0 + side, mw)
-                wt = tile_weights(y1 - y0, x1 - x0).to(mid.device)
-                wsum[:, y0:y1, x0:x1] += wt
-                k, kscale = self._kernel_for(mid[:, y0:y1, x0:x1], scale)
-                if k is None:
-                    kernels.append(None)
-                    continue  # this tile keeps the input
-                k = self._placed(k, kscale)
-                kernels.append(k)
-                # Real context around the tile, so its deconvolution's own border effects stay outside.
-                m = 2 * k.shape[-1]
-                ya, yb, xa, xb = max(0, y0 - m), min(mh, y1 + m), max(0, x0 - m), min(mw, x1 + m)
-                region = mid[:, ya:yb, xa:xb]
-                d = (deconvolve_tiled(region, k, weight=self.tv_weight) - region) * (1 - near_clipped(region, k.shape[-1] // 2))
-                change[:, y0:y1, x0:x1] += d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa] * wt
+                kernels.append(self._tile(mid, scale, y0, x0, side, change, wsum))
+                self._done += 1
+                if self.on_progress is not None:
+                    self.on_progress(self._done, total)
         found = [k for k in kernels if k is not None]
         if not found:
             return img, None
