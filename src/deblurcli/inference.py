@@ -289,8 +289,9 @@ class Deblurrer:
             leaves torch's setting alone, ``0`` picks the cores not already busy
             (:func:`deblurcli.hardware.default_threads`).
         tile: tile side in pixels; ``None`` picks it from available memory (whole image if it fits);
-            ``0`` never tiles. Models that need the whole image (``blind``: one kernel per image)
-            are never tiled; they bound their own memory.
+            ``0`` never tiles. Models that need the whole image (``blind``: it cuts large photos
+            into tiles itself, with the whole photo around each) are never tiled here; they bound
+            their own memory.
         tile_overlap: pixels shared by neighbouring tiles (blended; see the module docstring).
         offline: resolve the model from the local cache only.
         linear: the images hold linear light (raw-converted linear TIFFs, scientific data, Levin et
