@@ -373,10 +373,15 @@ class _SmallTiles(BlindDeconvolution):
     TILE_SIDE = 192  # what 640 px is to a 1280 px frame, for a 384 px test picture
 
 
-def test_tiles_by_default_as_many_as_stay_tile_side_wide() -> None:
+def _streaked_across() -> torch.Tensor:
+    """(1, 3, 192, 384) shapes blurred by a 9 px horizontal streak."""
     across = torch.zeros(11, 11)
     across[5, 1:10] = 1 / 9
-    blurred = _blur(_shapes(192, 384, seed=13), across).clamp(0, 1)[None]
+    return _blur(_shapes(192, 384, seed=13), across).clamp(0, 1)[None]
+
+
+def test_tiles_by_default_as_many_as_stay_tile_side_wide() -> None:
+    blurred = _streaked_across()
     auto = _SmallTiles(max_kernel=17, agreement=0.0)
     # 2 * 384 / 192 - 1 = 3 tiles of 192 px along the long side, as `tiles=3` asks for.
     assert torch.equal(auto(blurred), BlindDeconvolution(max_kernel=17, tiles=3, agreement=0.0)(blurred))
@@ -388,9 +393,7 @@ def test_tiles_by_default_as_many_as_stay_tile_side_wide() -> None:
 def test_the_deblurrer_reports_each_tile_of_a_photo() -> None:
     from deblurcli.inference import Deblurrer
 
-    across = torch.zeros(11, 11)
-    across[5, 1:10] = 1 / 9
-    blurred = _blur(_shapes(192, 384, seed=13), across).clamp(0, 1)[None]
+    blurred = _streaked_across()
     model = _SmallTiles(max_kernel=17, agreement=0.0)
     calls: list[tuple[int, int]] = []
     out = Deblurrer(model, device="cpu", precision="fp32").deblur(blurred, on_progress=lambda done, total: calls.append((done, total)))
