@@ -28,6 +28,7 @@ be a streak (``min_blur``) or is not found again when searched for at another si
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from collections.abc import Callable
@@ -462,19 +463,23 @@ class BlindDeconvolution(nn.Module):
         #: Called with (tiles done, tiles in the batch) as each tile is finished: a large photo takes
         #: a minute or more. :class:`deblurcli.inference.Deblurrer` sets it for the length of a call.
         self.on_progress: Callable[[int, int], None] | None = None
-        self._done, self._batch = 0, 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # FFTs and the L0 thresholds need fp32: never run under bf16/fp16 autocast.
         with torch.autocast(x.device.type, enabled=False):
             x = x.float().contiguous()
             outs, self.last_kernels = [], []
-            self._done, self._batch = 0, len(x)
-            for img in x:
-                out, k = self._one(img)
+            for i, img in enumerate(x):
+                out, k = self._one(img, functools.partial(self._report, i, len(x)))
                 outs.append(out)
                 self.last_kernels.append(k)
             return torch.stack(outs)
+
+    def _report(self, image: int, images: int, done: int, tiles: int) -> None:
+        """:attr:`on_progress` for ``done`` of the ``tiles`` of image ``image`` of ``images``, counted
+        over the batch (its images share one size, hence one tile count)."""
+        if self.on_progress is not None:
+            self.on_progress(image * tiles + done, images * tiles)
 
     def _kernel_for(self, lin: torch.Tensor, scale: float) -> tuple[torch.Tensor | None, float]:
         """The kernel of ``lin`` (3, H, W, the blur's space), searched on it shrunk by ``scale`` and,
@@ -560,7 +565,9 @@ class BlindDeconvolution(nn.Module):
         change[:, y0:y1, x0:x1] += d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa] * wt
         return k
 
-    def _one(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _one(self, img: torch.Tensor, report: Callable[[int, int], None]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Deblur one (3, H, W) image; with its kernel (``None`` where all of it was kept).
+        ``report(done, tiles)`` is called as each of its tiles is finished."""
         h, w = img.shape[-2:]
         lin = img.clamp(0, 1) ** self.gamma
         # Deconvolve at most at deconv_side: a kernel found at work_side and scaled up more than
@@ -581,13 +588,10 @@ class BlindDeconvolution(nn.Module):
 
         change, wsum = torch.zeros_like(mid), torch.zeros(1, mh, mw, device=mid.device)
         kernels: list[torch.Tensor | None] = []
-        total = self._batch * len(starts(mh)) * len(starts(mw))  # a batch's images share one size
-        for y0 in starts(mh):
-            for x0 in starts(mw):
-                kernels.append(self._tile(mid, scale, y0, x0, side, change, wsum))
-                self._done += 1
-                if self.on_progress is not None:
-                    self.on_progress(self._done, total)
+        origins = [(y0, x0) for y0 in starts(mh) for x0 in starts(mw)]
+        for done, (y0, x0) in enumerate(origins, 1):
+            kernels.append(self._tile(mid, scale, y0, x0, side, change, wsum))
+            report(done, len(origins))
         found = [k for k in kernels if k is not None]
         if not found:
             return img, None
