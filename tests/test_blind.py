@@ -390,6 +390,29 @@ def test_tiles_by_default_as_many_as_stay_tile_side_wide() -> None:
     assert torch.equal(auto(narrow), BlindDeconvolution(max_kernel=17, tiles=1, agreement=0.0)(narrow))
 
 
+def test_the_result_does_not_depend_on_the_thread_count() -> None:
+    # Tiles run side by side, one compute thread each (and a one-tile picture's agreement searches
+    # two at once): the same result on one thread or three, and the caller's thread count kept.
+    blurred = _streaked_across()
+    across = torch.zeros(11, 11)
+    across[5, 1:10] = 1 / 9
+    narrow = _blur(_shapes(192, 280, seed=13), across).clamp(0, 1)[None]  # one tile, passes the check
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            model = _SmallTiles(max_kernel=17)
+            outs.append((model(blurred), model(narrow), model.last_kernels[0]))
+            assert torch.get_num_threads() == n
+    finally:
+        torch.set_num_threads(before)
+    assert outs[0][2] is not None  # the one-tile picture was deconvolved, not kept
+    for tiled, one_tile, _ in outs[1:]:
+        assert torch.equal(tiled, outs[0][0]) and torch.equal(one_tile, outs[0][1])
+    assert not torch.equal(outs[0][0], blurred)
+
+
 def test_the_deblurrer_reports_each_tile_of_a_photo() -> None:
     from deblurcli.inference import Deblurrer
 

@@ -254,9 +254,9 @@ class SharedInstanceNorm:
         # Crops are stacked tile-major: sample i of a forward pass belongs to image i % images.
         key, b = id(module), self.images
         if self.mode == "collect":
-            t, bt, l, r = self._core
+            t, bt, lf, r = self._core
             hh, ww = x.shape[2], x.shape[3]
-            c = x[:, :, round(t * hh) : hh - round(bt * hh), round(l * ww) : ww - round(r * ww)]
+            c = x[:, :, round(t * hh) : hh - round(bt * hh), round(lf * ww) : ww - round(r * ww)]
             s = c.sum(dim=(2, 3)).view(-1, b, x.shape[1]).sum(0)
             ss = (c * c).sum(dim=(2, 3)).view(-1, b, x.shape[1]).sum(0)
             n = c.shape[0] // b * c.shape[2] * c.shape[3]
@@ -462,8 +462,8 @@ class Deblurrer:
         groups = []
         core_of = {
             (y0, y1, x0, x1): _core_fractions((y0, y1), cy) + _core_fractions((x0, x1), cx)
-            for (y0, y1), cy in zip(ys, _cores(ys))
-            for (x0, x1), cx in zip(xs, _cores(xs))
+            for (y0, y1), cy in zip(ys, _cores(ys), strict=True)
+            for (x0, x1), cx in zip(xs, _cores(xs), strict=True)
         }
         for (th, tw), boxes in by_shape.items():
             n = max(1, int(budget // max(b * th * tw * self.bytes_per_pixel(), 1.0)))

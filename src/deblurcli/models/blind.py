@@ -28,10 +28,12 @@ be a streak (``min_blur``) or is not found again when searched for at another si
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 import cv2
 import numpy as np
@@ -339,6 +341,29 @@ def deconvolve_tiled(image: torch.Tensor, kernel: torch.Tensor, *, weight: float
     return out
 
 
+@contextlib.contextmanager
+def _one_thread(active: bool = True) -> Iterator[None]:
+    """torch's intra-op threads set to one for the block (process-wide), then restored."""
+    before = torch.get_num_threads()
+    if active:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if active:
+            torch.set_num_threads(before)
+
+
+def _done_now(fn: Callable[..., object], *args: object) -> Future:
+    """``fn(*args)`` run here and now, as a finished future (a pool's ``submit`` without a pool)."""
+    f: Future = Future()
+    try:
+        f.set_result(fn(*args))
+    except BaseException as e:  # re-raised by result(), as a pool's future would
+        f.set_exception(e)
+    return f
+
+
 class BlindDeconvolution(nn.Module):
     """Blind deconvolution as a model: (B, 3, H, W) in [0, 1] in, the same out; no weights.
 
@@ -346,6 +371,11 @@ class BlindDeconvolution(nn.Module):
     docstring). Where the kernel fails :func:`kernel_is_plausible`, is shorter than ``min_blur`` or
     fails the ``agreement`` check, the image (or tile) is returned unchanged, and so is the
     neighbourhood of its blown-out highlights (:func:`near_clipped`).
+
+    On a CPU the tiles are worked on side by side, as many at once as torch has compute threads
+    (``torch.get_num_threads()`` when called), each on one thread (torch's thread count is set to
+    one for the call, process-wide, and restored after): the result is the same bit for bit
+    whatever the thread count, which it was not when every thread worked on one tile.
 
     Args:
         work_side: the kernel is estimated on the image shrunk to at most this long side.
@@ -466,14 +496,20 @@ class BlindDeconvolution(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # FFTs and the L0 thresholds need fp32: never run under bf16/fp16 autocast.
-        with torch.autocast(x.device.type, enabled=False):
+        # One compute thread per tile, tiles side by side, instead of every thread on one tile:
+        # the L0 thresholds of the kernel search turn the rounding differences of multi-threaded
+        # FFTs and sums into different kernels (the README's example scored 67.1 on two threads,
+        # 68.6 on one), so the result would depend on the thread count; this way it does not, and
+        # small FFTs gain little from a second thread anyway.
+        workers = torch.get_num_threads() if x.device.type == "cpu" else 1
+        with torch.autocast(x.device.type, enabled=False), _one_thread(x.device.type == "cpu"):
             x = x.float().contiguous()
             outs, self.last_kernels = [], []
             for i, img in enumerate(x):
-                out, k = self._one(img, functools.partial(self._report, i, len(x)))
+                out, k = self._one(img, functools.partial(self._report, i, len(x)), workers)
                 outs.append(out)
                 self.last_kernels.append(k)
-            return torch.stack(outs)
+            return outs[0][None] if len(outs) == 1 else torch.stack(outs)  # no copy of a 24 MP photo
 
     def _report(self, image: int, images: int, done: int, tiles: int) -> None:
         """:attr:`on_progress` for ``done`` of the ``tiles`` of image ``image`` of ``images``, counted
@@ -481,10 +517,13 @@ class BlindDeconvolution(nn.Module):
         if self.on_progress is not None:
             self.on_progress(image * tiles + done, images * tiles)
 
-    def _kernel_for(self, lin: torch.Tensor, scale: float) -> tuple[torch.Tensor | None, float]:
+    def _kernel_for(
+        self, lin: torch.Tensor, scale: float, pool: ThreadPoolExecutor | None = None
+    ) -> tuple[torch.Tensor | None, float]:
         """The kernel of ``lin`` (3, H, W, the blur's space), searched on it shrunk by ``scale`` and,
         while it is short, at twice that size; with the scale it was found at. ``None`` where the
-        estimate is not trusted (the image is kept there)."""
+        estimate is not trusted (the image is kept there). ``pool`` runs the agreement check's
+        searches side by side."""
         found: tuple[torch.Tensor | None, float] = (None, scale)
         first = True
         # The largest scale-down that keeps the searched image within zoom_side.
@@ -494,7 +533,7 @@ class BlindDeconvolution(nn.Module):
             if k is None:
                 return found
             radius = kernel_radius(k)
-            if first and self.agreement > 0 and radius < self.AGREEMENT_RADIUS and not self._agrees(lin, scale, k):
+            if first and self.agreement > 0 and radius < self.AGREEMENT_RADIUS and not self._agrees(lin, scale, k, pool):
                 return None, scale  # found at one search size only: not to be trusted, nor zoomed into
             first = False
             trusted = kernel_is_plausible(k) and radius >= self.min_blur
@@ -510,13 +549,20 @@ class BlindDeconvolution(nn.Module):
                 return found
             scale = max(scale / 2, floor)
 
-    def _agrees(self, lin: torch.Tensor, scale: float, k: torch.Tensor) -> bool:
+    def _agrees(self, lin: torch.Tensor, scale: float, k: torch.Tensor, pool: ThreadPoolExecutor | None = None) -> bool:
         """Whether the kernels searched on ``lin`` at 5/6 and at 7/6 of the size ``k`` was found at
-        (1/``scale``) are the same stroke as ``k``, compared at that size."""
+        (1/``scale``) are the same stroke as ``k``, compared at that size; both searches run side
+        by side in ``pool`` when one is given."""
         base = max(lin.shape[-2:]) / scale
-        for factor in (5 / 6, 7 / 6):
-            side = round(base * factor)
-            other = self._search(F.interpolate(lin[None], scale_factor=side / max(lin.shape[-2:]), mode="area")[0])
+        sides = {factor: round(base * factor) for factor in (5 / 6, 7 / 6)}
+
+        def search(side: int) -> torch.Tensor | None:
+            return self._search(F.interpolate(lin[None], scale_factor=side / max(lin.shape[-2:]), mode="area")[0])
+
+        # Without a pool the second search runs only if the first agrees.
+        started = {f: pool.submit(search, side) for f, side in sides.items()} if pool is not None else {}
+        for factor, side in sides.items():
+            other = started[factor].result() if started else search(side)
             if other is None:
                 continue  # too small to search at this size: no evidence either way
             # Both at the larger of the two sizes: a kernel searched at a smaller size covers more px.
@@ -545,31 +591,35 @@ class BlindDeconvolution(nn.Module):
         return big
 
     def _tile(
-        self, mid: torch.Tensor, scale: float, y0: int, x0: int, side: int, change: torch.Tensor, wsum: torch.Tensor
-    ) -> torch.Tensor | None:
-        """Deconvolve the tile of ``mid`` at (``y0``, ``x0``) of ``side`` px, adding its change to
-        ``change`` and its blending weights to ``wsum``; its kernel, or ``None`` where it keeps the input."""
+        self, mid: torch.Tensor, scale: float, y0: int, x0: int, side: int, pool: ThreadPoolExecutor | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The kernel of the tile of ``mid`` at (``y0``, ``x0``) of ``side`` px and the change its
+        deconvolution makes there, weighted for blending; ``(None, None)`` where it keeps the input.
+        ``pool``: for the agreement check's searches (see :meth:`_agrees`)."""
         mh, mw = mid.shape[-2:]
         y1, x1 = min(y0 + side, mh), min(x0 + side, mw)
-        wt = tile_weights(y1 - y0, x1 - x0).to(mid.device)
-        wsum[:, y0:y1, x0:x1] += wt
-        k, kscale = self._kernel_for(mid[:, y0:y1, x0:x1], scale)
+        k, kscale = self._kernel_for(mid[:, y0:y1, x0:x1], scale, pool)
         if k is None:
-            return None  # this tile keeps the input
+            return None, None  # this tile keeps the input
         k = self._placed(k, kscale)
         # Real context around the tile, so its deconvolution's own border effects stay outside.
         m = 2 * k.shape[-1]
         ya, yb, xa, xb = max(0, y0 - m), min(mh, y1 + m), max(0, x0 - m), min(mw, x1 + m)
         region = mid[:, ya:yb, xa:xb]
         d = (deconvolve_tiled(region, k, weight=self.tv_weight) - region) * (1 - near_clipped(region, k.shape[-1] // 2))
-        change[:, y0:y1, x0:x1] += d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa] * wt
-        return k
+        return k, d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa] * tile_weights(y1 - y0, x1 - x0).to(mid.device)
 
-    def _one(self, img: torch.Tensor, report: Callable[[int, int], None]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _one(
+        self, img: torch.Tensor, report: Callable[[int, int], None], workers: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Deblur one (3, H, W) image; with its kernel (``None`` where all of it was kept).
-        ``report(done, tiles)`` is called as each of its tiles is finished."""
+        ``report(done, tiles)`` is called as each of its tiles is finished; up to ``workers``
+        tiles are worked on at once."""
         h, w = img.shape[-2:]
-        lin = img.clamp(0, 1) ** self.gamma
+        # In place where it can be: a 24 MP photo is 288 MB per copy (bench/fix.py --rss-check).
+        lin = img.clamp(0, 1)
+        if self.gamma != 1:
+            lin.pow_(self.gamma)
         # Deconvolve at most at deconv_side: a kernel found at work_side and scaled up more than
         # that holds no finer detail to restore, and at 24 MP it would be ~500 px wide. Above it,
         # the change made at that size is carried up and the photo's own fine detail kept.
@@ -586,18 +636,42 @@ class BlindDeconvolution(nn.Module):
         def starts(n: int) -> list[int]:  # every tile whole, the last one flush with the edge
             return [0] if n <= side else [*range(0, n - side, side // 2), n - side]
 
-        change, wsum = torch.zeros_like(mid), torch.zeros(1, mh, mw, device=mid.device)
-        kernels: list[torch.Tensor | None] = []
         origins = [(y0, x0) for y0 in starts(mh) for x0 in starts(mw)]
-        for done, (y0, x0) in enumerate(origins, 1):
-            kernels.append(self._tile(mid, scale, y0, x0, side, change, wsum))
-            report(done, len(origins))
+        # Tiles run side by side, one compute thread each (see forward), and are summed in their
+        # own order: the result does not depend on how many run at once.
+        # An image of one tile runs its agreement check's two searches side by side instead.
+        pool = ThreadPoolExecutor(min(workers, max(2, len(origins)))) if workers > 1 else None
+        try:
+            if len(origins) == 1:
+                futures = [_done_now(self._tile, mid, scale, *origins[0], side, pool)]
+            else:
+                run = pool.submit if pool is not None else _done_now
+                futures = [run(self._tile, mid, scale, y0, x0, side) for y0, x0 in origins]
+            for done, _ in enumerate(as_completed(futures), 1):
+                report(done, len(origins))
+            results = [f.result() for f in futures]
+        except BaseException:
+            if pool is not None:  # Ctrl-C or an error: drop the tiles not yet started, do not wait
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        if pool is not None:
+            pool.shutdown()
+        change, wsum = torch.zeros_like(mid), torch.zeros(1, mh, mw, device=mid.device)
+        for (y0, x0), (_, d) in zip(origins, results, strict=True):
+            y1, x1 = min(y0 + side, mh), min(x0 + side, mw)
+            wsum[:, y0:y1, x0:x1] += tile_weights(y1 - y0, x1 - x0).to(mid.device)
+            if d is not None:
+                change[:, y0:y1, x0:x1] += d
+        kernels = [k for k, _ in results]
         found = [k for k in kernels if k is not None]
         if not found:
-            return img, None
-        change = change / wsum
+            return img.clone(), None  # forward returns it without a copy: never the caller's tensor
+        change.div_(wsum)
         if dscale > 1:
             change = F.interpolate(change[None], size=(h, w), mode="bilinear", align_corners=False)[0]
         # The kernel recorded is the central tile's (the whole image's with one tile), or another's.
         centre = kernels[len(kernels) // 2]
-        return (lin + change).clamp(0, 1) ** (1 / self.gamma), centre if centre is not None else found[0]
+        out = lin.add_(change).clamp_(0, 1)
+        if self.gamma != 1:
+            out.pow_(1 / self.gamma)
+        return out, centre if centre is not None else found[0]
