@@ -528,12 +528,15 @@ class BlindDeconvolution(nn.Module):
         first = True
         # The largest scale-down that keeps the searched image within zoom_side.
         floor = max(1.0, max(lin.shape[-2:]) / self.zoom_side) if self.zoom_side else 1.0
+        # With a pool, the check's larger (slower) search starts beside the first one: it is
+        # wasted only where the kernel is long enough to skip the check.
+        early = {7 / 6: pool.submit(self._search_at, lin, scale, 7 / 6)} if pool is not None and self.agreement > 0 else {}
         while True:
             k = self._search(F.interpolate(lin[None], scale_factor=1 / scale, mode="area")[0] if scale > 1 else lin)
             if k is None:
                 return found
             radius = kernel_radius(k)
-            if first and self.agreement > 0 and radius < self.AGREEMENT_RADIUS and not self._agrees(lin, scale, k, pool):
+            if first and self.agreement > 0 and radius < self.AGREEMENT_RADIUS and not self._agrees(lin, scale, k, pool, early):
                 return None, scale  # found at one search size only: not to be trusted, nor zoomed into
             first = False
             trusted = kernel_is_plausible(k) and radius >= self.min_blur
@@ -549,20 +552,30 @@ class BlindDeconvolution(nn.Module):
                 return found
             scale = max(scale / 2, floor)
 
-    def _agrees(self, lin: torch.Tensor, scale: float, k: torch.Tensor, pool: ThreadPoolExecutor | None = None) -> bool:
+    def _search_at(self, lin: torch.Tensor, scale: float, factor: float) -> torch.Tensor | None:
+        """The kernel searched on ``lin`` at ``factor`` times the size 1/``scale`` (see :meth:`_search`)."""
+        side = round(max(lin.shape[-2:]) / scale * factor)
+        return self._search(F.interpolate(lin[None], scale_factor=side / max(lin.shape[-2:]), mode="area")[0])
+
+    def _agrees(
+        self,
+        lin: torch.Tensor,
+        scale: float,
+        k: torch.Tensor,
+        pool: ThreadPoolExecutor | None = None,
+        started: dict[float, Future] | None = None,
+    ) -> bool:
         """Whether the kernels searched on ``lin`` at 5/6 and at 7/6 of the size ``k`` was found at
         (1/``scale``) are the same stroke as ``k``, compared at that size; both searches run side
-        by side in ``pool`` when one is given."""
+        by side in ``pool`` when one is given (``started``: those already running, by factor)."""
         base = max(lin.shape[-2:]) / scale
         sides = {factor: round(base * factor) for factor in (5 / 6, 7 / 6)}
-
-        def search(side: int) -> torch.Tensor | None:
-            return self._search(F.interpolate(lin[None], scale_factor=side / max(lin.shape[-2:]), mode="area")[0])
-
         # Without a pool the second search runs only if the first agrees.
-        started = {f: pool.submit(search, side) for f, side in sides.items()} if pool is not None else {}
+        running = dict(started or {})
+        if pool is not None:
+            running.update({f: pool.submit(self._search_at, lin, scale, f) for f in sides if f not in running})
         for factor, side in sides.items():
-            other = started[factor].result() if started else search(side)
+            other = running[factor].result() if factor in running else self._search_at(lin, scale, factor)
             if other is None:
                 continue  # too small to search at this size: no evidence either way
             # Both at the larger of the two sizes: a kernel searched at a smaller size covers more px.
@@ -639,7 +652,7 @@ class BlindDeconvolution(nn.Module):
         origins = [(y0, x0) for y0 in starts(mh) for x0 in starts(mw)]
         # Tiles run side by side, one compute thread each (see forward), and are summed in their
         # own order: the result does not depend on how many run at once.
-        # An image of one tile runs its agreement check's two searches side by side instead.
+        # An image of one tile uses the pool for its agreement check's searches instead (_kernel_for).
         pool = ThreadPoolExecutor(min(workers, max(2, len(origins)))) if workers > 1 else None
         try:
             if len(origins) == 1:
