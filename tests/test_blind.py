@@ -373,11 +373,11 @@ class _SmallTiles(BlindDeconvolution):
     TILE_SIDE = 192  # what 640 px is to a 1280 px frame, for a 384 px test picture
 
 
-def _streaked_across() -> torch.Tensor:
-    """(1, 3, 192, 384) shapes blurred by a 9 px horizontal streak."""
+def _streaked_across(width: int = 384) -> torch.Tensor:
+    """(1, 3, 192, width) shapes blurred by a 9 px horizontal streak."""
     across = torch.zeros(11, 11)
     across[5, 1:10] = 1 / 9
-    return _blur(_shapes(192, 384, seed=13), across).clamp(0, 1)[None]
+    return _blur(_shapes(192, width, seed=13), across).clamp(0, 1)[None]
 
 
 def test_tiles_by_default_as_many_as_stay_tile_side_wide() -> None:
@@ -394,9 +394,7 @@ def test_the_result_does_not_depend_on_the_thread_count() -> None:
     # Tiles run side by side, one compute thread each (and a one-tile picture's agreement searches
     # two at once): the same result on one thread or three, and the caller's thread count kept.
     blurred = _streaked_across()
-    across = torch.zeros(11, 11)
-    across[5, 1:10] = 1 / 9
-    narrow = _blur(_shapes(192, 280, seed=13), across).clamp(0, 1)[None]  # one tile, passes the check
+    narrow = _streaked_across(280)  # one tile, passes the check
     before = torch.get_num_threads()
     outs = []
     try:

@@ -530,7 +530,9 @@ class BlindDeconvolution(nn.Module):
         floor = max(1.0, max(lin.shape[-2:]) / self.zoom_side) if self.zoom_side else 1.0
         # With a pool, the check's larger (slower) search starts beside the first one: it is
         # wasted only where the kernel is long enough to skip the check.
-        early = {7 / 6: pool.submit(self._search_at, lin, scale, 7 / 6)} if pool is not None and self.agreement > 0 else {}
+        early: dict[float, Future] = {}
+        if pool is not None and self.agreement > 0:
+            early[7 / 6] = pool.submit(self._search_at, lin, self._check_sides(lin, scale)[7 / 6])
         while True:
             k = self._search(F.interpolate(lin[None], scale_factor=1 / scale, mode="area")[0] if scale > 1 else lin)
             if k is None:
@@ -552,9 +554,14 @@ class BlindDeconvolution(nn.Module):
                 return found
             scale = max(scale / 2, floor)
 
-    def _search_at(self, lin: torch.Tensor, scale: float, factor: float) -> torch.Tensor | None:
-        """The kernel searched on ``lin`` at ``factor`` times the size 1/``scale`` (see :meth:`_search`)."""
-        side = round(max(lin.shape[-2:]) / scale * factor)
+    @staticmethod
+    def _check_sides(lin: torch.Tensor, scale: float) -> dict[float, int]:
+        """The long sides (px) the agreement check searches ``lin`` at, by factor of the size
+        1/``scale`` the kernel was found at: 5/6 and 7/6 of it."""
+        return {factor: round(max(lin.shape[-2:]) / scale * factor) for factor in (5 / 6, 7 / 6)}
+
+    def _search_at(self, lin: torch.Tensor, side: int) -> torch.Tensor | None:
+        """The kernel searched on ``lin`` shrunk to a long side of ``side`` px (see :meth:`_search`)."""
         return self._search(F.interpolate(lin[None], scale_factor=side / max(lin.shape[-2:]), mode="area")[0])
 
     def _agrees(
@@ -569,13 +576,13 @@ class BlindDeconvolution(nn.Module):
         (1/``scale``) are the same stroke as ``k``, compared at that size; both searches run side
         by side in ``pool`` when one is given (``started``: those already running, by factor)."""
         base = max(lin.shape[-2:]) / scale
-        sides = {factor: round(base * factor) for factor in (5 / 6, 7 / 6)}
+        sides = self._check_sides(lin, scale)
         # Without a pool the second search runs only if the first agrees.
         running = dict(started or {})
         if pool is not None:
-            running.update({f: pool.submit(self._search_at, lin, scale, f) for f in sides if f not in running})
+            running.update({f: pool.submit(self._search_at, lin, side) for f, side in sides.items() if f not in running})
         for factor, side in sides.items():
-            other = running[factor].result() if factor in running else self._search_at(lin, scale, factor)
+            other = running[factor].result() if factor in running else self._search_at(lin, side)
             if other is None:
                 continue  # too small to search at this size: no evidence either way
             # Both at the larger of the two sizes: a kernel searched at a smaller size covers more px.
@@ -607,7 +614,7 @@ class BlindDeconvolution(nn.Module):
         self, mid: torch.Tensor, scale: float, y0: int, x0: int, side: int, pool: ThreadPoolExecutor | None = None
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The kernel of the tile of ``mid`` at (``y0``, ``x0``) of ``side`` px and the change its
-        deconvolution makes there, weighted for blending; ``(None, None)`` where it keeps the input.
+        deconvolution makes there (not yet weighted for blending); ``(None, None)`` where it keeps the input.
         ``pool``: for the agreement check's searches (see :meth:`_agrees`)."""
         mh, mw = mid.shape[-2:]
         y1, x1 = min(y0 + side, mh), min(x0 + side, mw)
@@ -620,7 +627,7 @@ class BlindDeconvolution(nn.Module):
         ya, yb, xa, xb = max(0, y0 - m), min(mh, y1 + m), max(0, x0 - m), min(mw, x1 + m)
         region = mid[:, ya:yb, xa:xb]
         d = (deconvolve_tiled(region, k, weight=self.tv_weight) - region) * (1 - near_clipped(region, k.shape[-1] // 2))
-        return k, d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa] * tile_weights(y1 - y0, x1 - x0).to(mid.device)
+        return k, d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
 
     def _one(
         self, img: torch.Tensor, report: Callable[[int, int], None], workers: int = 1
@@ -654,12 +661,10 @@ class BlindDeconvolution(nn.Module):
         # own order: the result does not depend on how many run at once.
         # An image of one tile uses the pool for its agreement check's searches instead (_kernel_for).
         pool = ThreadPoolExecutor(min(workers, max(2, len(origins)))) if workers > 1 else None
+        one = len(origins) == 1
+        run = pool.submit if pool is not None and not one else _done_now
         try:
-            if len(origins) == 1:
-                futures = [_done_now(self._tile, mid, scale, *origins[0], side, pool)]
-            else:
-                run = pool.submit if pool is not None else _done_now
-                futures = [run(self._tile, mid, scale, y0, x0, side) for y0, x0 in origins]
+            futures = [run(self._tile, mid, scale, y0, x0, side, pool if one else None) for y0, x0 in origins]
             for done, _ in enumerate(as_completed(futures), 1):
                 report(done, len(origins))
             results = [f.result() for f in futures]
@@ -672,9 +677,10 @@ class BlindDeconvolution(nn.Module):
         change, wsum = torch.zeros_like(mid), torch.zeros(1, mh, mw, device=mid.device)
         for (y0, x0), (_, d) in zip(origins, results, strict=True):
             y1, x1 = min(y0 + side, mh), min(x0 + side, mw)
-            wsum[:, y0:y1, x0:x1] += tile_weights(y1 - y0, x1 - x0).to(mid.device)
+            wt = tile_weights(y1 - y0, x1 - x0).to(mid.device)
+            wsum[:, y0:y1, x0:x1] += wt
             if d is not None:
-                change[:, y0:y1, x0:x1] += d
+                change[:, y0:y1, x0:x1] += d * wt
         kernels = [k for k, _ in results]
         found = [k for k in kernels if k is not None]
         if not found:
