@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: ../shared/data beside the project (absent on a user's clone: tests that need it skip).
 SHARED_DATA = Path(os.environ.get("DEBLUR_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def ctrl_c_reaches_child() -> None:
+    """``preexec_fn`` for a child a test sends SIGINT to, as a user's Ctrl-C: SIGINT back to its
+    default action. Under a harness that runs the tests as a background job of a non-interactive
+    shell (``pytest &``) SIGINT is inherited as ignored, and Python then installs no KeyboardInterrupt
+    handler, so the child would never see the signal (seen: the run went on to the end and exited 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _limit_threads() -> None:

@@ -179,13 +179,14 @@ def test_ctrl_c_leaves_no_half_written_video(tiny_model: Path, tmp_path: Path) -
     import sys
     import time
 
-    from conftest import ROOT
+    from conftest import ROOT, ctrl_c_reaches_child
 
     clip = make_clip(tmp_path / "long.mp4", n=400, audio=())
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "deblurcli", "fix", str(clip), "-o", str(out), "--model",
-                             str(tiny_model), "--threads", "1"], stderr=subprocess.PIPE, text=True, env=env)
+                             str(tiny_model), "--threads", "1"], stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=ctrl_c_reaches_child)
     deadline = time.monotonic() + 120
     while not (out.is_dir() and any(p.name.endswith(".tmp") for p in out.iterdir())):
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before writing its temp file"

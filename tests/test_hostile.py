@@ -23,7 +23,7 @@ import typer.main
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from conftest import ROOT, textured_rgb
+from conftest import ROOT, ctrl_c_reaches_child, textured_rgb
 from deblurcli.cli import app
 from deblurcli.errors import ImageError
 from deblurcli.images import read_image
@@ -464,7 +464,8 @@ def test_interrupted_fix_says_how_to_resume(tiny_model: Path, tmp_path: Path) ->
         picture.save(src / f"f{i:03d}.png")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200", "NO_COLOR": "1"}
     args = [sys.executable, "-m", "deblurcli", "fix", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--json"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=ctrl_c_reaches_child)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
