@@ -422,3 +422,25 @@ def test_the_deblurrer_reports_each_tile_of_a_photo() -> None:
     assert calls == [(1, 3), (2, 3), (3, 3), (1, 1)]
     assert model.on_progress is None  # set for the call only
     assert torch.equal(out, model(blurred))
+
+
+def test_a_long_kernel_keeps_part_of_its_change(scene) -> None:
+    # full_radius: a kernel longer than it (RMS radius) applies full_radius / radius of the change
+    # its deconvolution makes, at least min_strength; shorter kernels all of it.
+    _, blurred, _ = scene
+    full = BlindDeconvolution(work_side=384, max_kernel=17, full_radius=None)
+    out_full = full(blurred[None])
+    radius = kernel_radius(full.last_kernels[0])
+    assert radius > 1.5  # the 13 px arc, found (not kept as too short)
+    for full_radius, min_strength in ((radius / 2, 0.25), (radius / 4, 0.4), (radius * 2, 0.25)):
+        part = BlindDeconvolution(work_side=384, max_kernel=17, full_radius=full_radius, min_strength=min_strength)
+        out = part(blurred[None])
+        share = max(min_strength, min(1.0, full_radius / radius))
+        assert share == part.strength(radius)
+        inside = (out_full > 0) & (out_full < 1)  # where neither output was clipped to [0, 1]
+        assert torch.allclose(out[inside], (blurred[None] + share * (out_full - blurred[None]))[inside], atol=1e-5)
+    assert BlindDeconvolution().strength(4.0) == 1.0 and BlindDeconvolution().strength(32.0) == 0.5
+    with pytest.raises(ValueError):
+        BlindDeconvolution(full_radius=0)
+    with pytest.raises(ValueError):
+        BlindDeconvolution(min_strength=0)

@@ -23,7 +23,9 @@ rotating camera); it cannot undo blur that changes within a tile (depth, moving 
 wrong kernel makes an image worse: :meth:`BlindDeconvolution.forward` keeps the input
 (or the tile) where the estimate fails the checks in :func:`kernel_is_plausible`, is too short to
 be a streak (``min_blur``) or is not found again when searched for at another size
-(``agreement``), and around blown-out highlights (:func:`near_clipped`).
+(``agreement``), and around blown-out highlights (:func:`near_clipped`); a long kernel (over 8 px
+RMS radius) applies only part of its change (``full_radius``): the longer the streak, the less one
+kernel is right across a tile.
 """
 
 from __future__ import annotations
@@ -411,6 +413,15 @@ class BlindDeconvolution(nn.Module):
             search finds at one size only is usually wrong. 0 switches the check off. Chosen on the
             held-out sets themselves (session 10; no statistic of a single estimate told right
             kernels from wrong ones there).
+        full_radius: a kernel with an RMS radius (:func:`kernel_radius`, px at the size the image is
+            deconvolved at) above this keeps only ``full_radius / radius`` of the change its
+            deconvolution makes, at least ``min_strength`` of it (``None``: always all of it). The
+            longer the streak, the less one kernel is right across a tile (a rotating camera
+            bends and stretches it from one side to the other; moving people) and the more an
+            estimate is off: per tile of the 20-120 px frames, half the change was worth more
+            than all of it for kernels of 10 px radius and more, all of it for those under 7 px
+            (see :attr:`FULL_RADIUS`; whole held-out frames at γ 1.0: -0.03 -> +0.20 dB).
+        min_strength: the smallest fraction of the change kept for long kernels (see ``full_radius``).
         tiles: half-overlapping tiles along the long side, each with its own kernel, searched,
             checked (``agreement``) and kept or deconvolved on its own; 1: one kernel for the whole
             image; ``None`` (the default): as many as keep each tile at least :attr:`TILE_SIDE` px
@@ -440,6 +451,12 @@ class BlindDeconvolution(nn.Module):
     #: kernels, 640 px tiles gain +2.48 dB on the 20-120 px frames where one kernel per frame gains
     #: +0.12 (session 9). Smaller tiles hold too little to search.
     TILE_SIDE = 640
+    #: ``full_radius``'s default. Per 640 px tile of the 20-120 px γ 1.0 held-out and check frames
+    #: and the 10-25 px frames (session 13, 211 deconvolved tiles, gain over the blurred tile in
+    #: dB when 1/4, 1/2, 3/4 or all of the change is kept): radius under 7 px +0.62 / +1.12 / +1.42 /
+    #: +1.40 (short streaks: one kernel fits the tile), 7-10 px +0.74 / +1.11 / +1.06 / +0.58,
+    #: 10-15 px +0.75 / +0.99 / +0.71 / +0.01, over 15 px +0.64 / +0.73 / +0.40 / -0.28.
+    FULL_RADIUS = 8.0
 
     def __init__(
         self,
@@ -456,6 +473,8 @@ class BlindDeconvolution(nn.Module):
         tiles: int | None = None,
         zoom_side: int | None = 1024,
         agreement: float = 0.94,
+        full_radius: float | None = FULL_RADIUS,
+        min_strength: float = 0.5,
     ) -> None:
         super().__init__()
         if work_side < 32:
@@ -474,17 +493,22 @@ class BlindDeconvolution(nn.Module):
             raise ValueError(f"tiles must be >= 1 or None, got {tiles}")
         if not 0 <= agreement <= 1:
             raise ValueError(f"agreement must be in [0, 1], got {agreement}")
+        if full_radius is not None and full_radius <= 0:
+            raise ValueError(f"full_radius must be > 0 or None, got {full_radius}")
+        if not 0 < min_strength <= 1:
+            raise ValueError(f"min_strength must be in (0, 1], got {min_strength}")
         if zoom_side is not None and zoom_side < work_side:
             raise ValueError(f"zoom_side ({zoom_side}) must be >= work_side ({work_side})")
         self.work_side, self.max_kernel = work_side, max_kernel
         self.latent_weight, self.iterations, self.tv_weight, self.gamma = latent_weight, iterations, tv_weight, gamma
         self.deconv_side, self.min_blur, self.placement, self.zoom = deconv_side, min_blur, placement, zoom
         self.tiles, self.zoom_side, self.agreement = tiles, zoom_side, agreement
+        self.full_radius, self.min_strength = full_radius, min_strength
         self.hparams = {
             "work_side": work_side, "max_kernel": max_kernel, "latent_weight": latent_weight,
             "iterations": iterations, "tv_weight": tv_weight, "gamma": gamma, "deconv_side": deconv_side,
             "min_blur": min_blur, "placement": placement, "zoom": zoom, "tiles": tiles,
-            "zoom_side": zoom_side, "agreement": agreement,
+            "zoom_side": zoom_side, "agreement": agreement, "full_radius": full_radius, "min_strength": min_strength,
         }
         #: The kernels of the last forward pass, at the size each image was deconvolved at (full
         #: size up to ``deconv_side``; a tiled image's central tile's, or another deconvolved
@@ -610,6 +634,14 @@ class BlindDeconvolution(nn.Module):
             big = centre_kernel_at(big, (row + 0.5) * f - 0.5, (col + 0.5) * f - 0.5)
         return big
 
+    def strength(self, radius: float) -> float:
+        """The fraction of its deconvolution's change that a kernel of RMS radius ``radius`` (px, at
+        the size it deconvolves) keeps: 1 up to ``full_radius``, ``full_radius / radius`` beyond, at
+        least ``min_strength``."""
+        if self.full_radius is None or radius <= self.full_radius:
+            return 1.0
+        return max(self.min_strength, self.full_radius / radius)
+
     def _tile(
         self, mid: torch.Tensor, scale: float, y0: int, x0: int, side: int, pool: ThreadPoolExecutor | None = None
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -626,7 +658,8 @@ class BlindDeconvolution(nn.Module):
         m = 2 * k.shape[-1]
         ya, yb, xa, xb = max(0, y0 - m), min(mh, y1 + m), max(0, x0 - m), min(mw, x1 + m)
         region = mid[:, ya:yb, xa:xb]
-        d = (deconvolve_tiled(region, k, weight=self.tv_weight) - region) * (1 - near_clipped(region, k.shape[-1] // 2))
+        keep = (1 - near_clipped(region, k.shape[-1] // 2)) * self.strength(kernel_radius(k))
+        d = (deconvolve_tiled(region, k, weight=self.tv_weight) - region) * keep
         return k, d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
 
     def _one(
