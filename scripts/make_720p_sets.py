@@ -18,9 +18,14 @@ Writes, under OUT (deterministic: the same files on every machine):
   (γ 1.0) from the N training photos that sort first by crc32, with another seed: for checking
   settings chosen on the held-out sets (`--model blind`'s agreement threshold, its tile size) on
   frames they were not chosen on. Not for networks trained on ``train1280`` (they saw these photos).
+* with ``--fresh-photos N``: ``fresh720-g1.0/``, ``fresh720-g2.2/`` (2 frames a photo, 20-120 px,
+  the same paths at both gammas) and ``freshsmall720-g1.0/``, from the N training photos after the
+  first 8 (the check photos of ``--check-photos 8``) in crc32 order, with a third seed: frames no
+  setting was chosen on before session 14 (there `--model blind` lost 4-17 dB on tiles of grass
+  blades; `training/README.md`).
 
 Usage: python scripts/make_720p_sets.py [--data ../shared/data] [--out DIR] [--frames-per-photo 3]
-                                        [--check-photos 8]
+                                        [--check-photos 8] [--fresh-photos 8]
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ LONG_SIDE = 1280
 FRAME = (1280, 720)
 SEED = 720
 CHECK_SEED = 721
+FRESH_SEED = 722
+#: The fresh photos follow the first 8 (the check photos of ``--check-photos 8``) in crc32 order.
+FRESH_FROM = 8
 GAMMAS = (1.0, 2.2)
 
 
@@ -58,6 +66,7 @@ def main() -> None:
     ap.add_argument("--out", default="/work/data")
     ap.add_argument("--frames-per-photo", type=int, default=3)
     ap.add_argument("--check-photos", type=int, default=0, help="also write the check sets from this many training photos")
+    ap.add_argument("--fresh-photos", type=int, default=0, help="also write the fresh sets from this many training photos after those")
     args = ap.parse_args()
     src = Path(args.data) / "sharp" / "debian-photos"
     photos = sorted(p for p in src.glob("*.jpg"))
@@ -65,12 +74,17 @@ def main() -> None:
         raise SystemExit(f"no photos in {src}")
     out = Path(args.out)
     held = held_out_names([p.stem for p in photos])
-    check = set(sorted((p.stem for p in photos if p.stem not in held), key=lambda n: zlib.crc32(n.encode()))[: args.check_photos])
+    by_crc = sorted((p.stem for p in photos if p.stem not in held), key=lambda n: zlib.crc32(n.encode()))
+    check = set(by_crc[: args.check_photos])
+    # From the 9th photo on, whatever --check-photos says (the fresh sets stay the same files).
+    fresh = set(by_crc[FRESH_FROM : FRESH_FROM + args.fresh_photos])
     (out / "train1280").mkdir(parents=True, exist_ok=True)
     for p in photos:
         rgb = resize_max_side(read_image(p).pixels, LONG_SIDE).astype(np.float32) / 255.0
         if p.stem in check:
             write_frames(out, p.stem, rgb, args.frames_per_photo, "check720", "checksmall720", CHECK_SEED, (1.0,))
+        if p.stem in fresh:
+            write_frames(out, p.stem, rgb, 2, "fresh720", "freshsmall720", FRESH_SEED, GAMMAS)
         if p.stem not in held:
             save_png(out / "train1280" / f"{p.stem}.png", rgb)
             continue

@@ -21,6 +21,7 @@ from deblurcli.models.blind import (
     kernel_agreement,
     kernel_is_plausible,
     kernel_radius,
+    streak_evidence,
     stroke_midpoint,
 )
 
@@ -433,7 +434,9 @@ def test_a_long_kernel_keeps_part_of_its_change(scene) -> None:
     radius = kernel_radius(full.last_kernels[0])
     assert radius > 1.5  # the 13 px arc, found (not kept as too short)
     for full_radius, min_strength in ((radius / 2, 0.25), (radius / 4, 0.4), (radius * 2, 0.25)):
-        part = BlindDeconvolution(work_side=384, max_kernel=17, full_radius=full_radius, min_strength=min_strength)
+        part = BlindDeconvolution(
+            work_side=384, max_kernel=17, full_radius=full_radius, min_strength=min_strength, tv_growth=0, min_evidence=0
+        )
         out = part(blurred[None])
         share = max(min_strength, min(1.0, full_radius / radius))
         assert share == part.strength(radius)
@@ -444,3 +447,75 @@ def test_a_long_kernel_keeps_part_of_its_change(scene) -> None:
         BlindDeconvolution(full_radius=0)
     with pytest.raises(ValueError):
         BlindDeconvolution(min_strength=0)
+
+
+def _luma(img: torch.Tensor) -> torch.Tensor:
+    return 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+
+
+def _streak(length: int, angle: float) -> torch.Tensor:
+    """A straight streak of ``length`` px at ``angle`` (radians from the x axis), summing to one."""
+    k = torch.zeros(length, length)
+    c = length // 2
+    for t in np.linspace(-c, c, 4 * length):
+        k[round(c + t * math.sin(angle)), round(c + t * math.cos(angle))] += 1
+    return k / k.sum()
+
+
+def test_streak_evidence_tells_a_blur_direction_from_the_pictures_own() -> None:
+    sharp = _shapes(256, 256, seed=5)
+    along_x, along_y = _streak(21, 0.0), _streak(21, math.pi / 2)
+    blurred = _blur(sharp, along_x)
+    # Blur along x took away the fine detail along x and left the coarse: the right kernel is shown.
+    assert streak_evidence(_luma(blurred), along_x) > 1.3
+    # Along y nothing was taken away: its share of the fine detail grew, the kernel is not shown.
+    assert streak_evidence(_luma(blurred), along_y) < 0.9
+    # The diagonal (its long axis from the second moments, not from the side it is drawn in).
+    diagonal = _streak(21, math.pi / 4)
+    assert streak_evidence(_luma(_blur(sharp, diagonal)), diagonal) > 1.15
+    # An image without gradients says nothing either way.
+    assert streak_evidence(torch.full((64, 64), 0.5), along_x) == 1.0
+
+
+def test_streak_evidence_on_grass_blades(shared_data: Path) -> None:
+    """A real photo whose own structure runs one way (Dune: grass blades rising to the right), where
+    the search took a 13 px streak across the blades for a 50-80 px one along them (session 14,
+    -4 to -17 dB per tile). Sharp, no direction is shown as blur; blurred across the blades, that
+    direction is, and the blades' own direction scores below 1."""
+    from deblurcli.images import read_image, resize_max_side
+
+    photo = resize_max_side(read_image(shared_data / "sharp" / "debian-photos" / "Dune.jpg").pixels, 1280)
+    tile = _luma(torch.from_numpy(photo[-640:, 320:960].astype(np.float32) / 255).permute(2, 0, 1))
+    blades, across = math.radians(112), math.radians(150)  # rows grow downwards: 112 deg rises to the right
+    for a in range(0, 180, 15):
+        assert 0.9 < streak_evidence(tile, _streak(41, math.radians(a))) < 1.2
+    blurred = _blur(tile[None], _streak(41, across))[0]
+    assert streak_evidence(blurred, _streak(41, across)) > 1.5
+    assert streak_evidence(blurred, _streak(41, blades)) < 0.95
+
+
+def test_a_long_kernel_gets_a_smoother_deconvolution_or_is_not_trusted(scene) -> None:
+    _, blurred, _ = scene
+    base = BlindDeconvolution(work_side=384, max_kernel=17, full_radius=None, tv_weight=3e-3 * 2)
+    smooth = base(blurred[None])
+    radius = kernel_radius(base.last_kernels[0])
+    # Twice full_radius (min_strength 1: all of the change): the TV weight times 2 ** tv_growth.
+    long = BlindDeconvolution(work_side=384, max_kernel=17, full_radius=radius / 2, min_strength=1.0, min_evidence=0)
+    assert torch.equal(long(blurred[None]), smooth)
+    # Under full_radius, tv_weight's as before.
+    short = BlindDeconvolution(work_side=384, max_kernel=17, full_radius=radius * 2, tv_growth=3.0, min_evidence=0)
+    assert torch.equal(short(blurred[None]), BlindDeconvolution(work_side=384, max_kernel=17, full_radius=None)(blurred[None]))
+    # A long kernel the picture does not show (min_evidence above what it scores) keeps the input,
+    # in a tile large enough to judge (EVIDENCE_SIDE; this picture is 160x192 px).
+    doubted = BlindDeconvolution(work_side=384, max_kernel=17, full_radius=radius / 2, min_evidence=50.0)
+    assert not torch.equal(doubted(blurred[None]), blurred[None])  # too small to judge: deconvolved
+    doubted.EVIDENCE_SIDE = 128
+    assert torch.equal(doubted(blurred[None]), blurred[None]) and doubted.last_kernels == [None]
+    # The 13 px arc is shown (> 1): the default threshold lets it through.
+    shown = BlindDeconvolution(work_side=384, max_kernel=17, full_radius=radius / 2)
+    shown.EVIDENCE_SIDE = 128
+    assert not torch.equal(shown(blurred[None]), blurred[None]) and shown.last_kernels[0] is not None
+    with pytest.raises(ValueError):
+        BlindDeconvolution(tv_growth=-1)
+    with pytest.raises(ValueError):
+        BlindDeconvolution(min_evidence=-1)

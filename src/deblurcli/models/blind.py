@@ -24,8 +24,10 @@ wrong kernel makes an image worse: :meth:`BlindDeconvolution.forward` keeps the 
 (or the tile) where the estimate fails the checks in :func:`kernel_is_plausible`, is too short to
 be a streak (``min_blur``) or is not found again when searched for at another size
 (``agreement``), and around blown-out highlights (:func:`near_clipped`); a long kernel (over 8 px
-RMS radius) applies only part of its change (``full_radius``): the longer the streak, the less one
-kernel is right across a tile.
+RMS radius) applies only part of its change (``full_radius``) and is deconvolved with a prior
+that grows with its length (``tv_growth``): the longer the streak, the less one kernel is right
+across a tile; and such a kernel is not trusted where the image does not show its direction as
+missing fine detail (:func:`streak_evidence`, ``min_evidence``).
 """
 
 from __future__ import annotations
@@ -321,6 +323,44 @@ def kernel_radius(k: torch.Tensor) -> float:
     return float((k * ((r[:, None] - cy) ** 2 + (r[None] - cx) ** 2)).sum().sqrt())
 
 
+def streak_evidence(gray: torch.Tensor, k: torch.Tensor, *, coarse: int = 4) -> float:
+    """Whether an image shows the blur a kernel claims: the share of its gradient energy that runs
+    along the kernel's long axis with the image shrunk ``coarse`` times, over that share at full size.
+
+    Blur along a direction takes away the fine detail along it and leaves the coarse: under a right
+    kernel the share is lower at full size than shrunk, so the ratio is above 1 (1.2-2.4 on the
+    deconvolved tiles of session 14 whose estimate matched the true kernel). An image whose own
+    structure runs one way (grass blades, ripples on water) misleads the search into a long kernel
+    along it, which nothing in the image contradicts (the aperture problem); such an image lacks
+    that detail at every scale, and the ratio is about 1 or below (0.75-1.0 on the tiles where a
+    13 px streak was taken for a 50-80 px one, each losing 4-17 dB).
+
+    Args:
+        gray: (H, W) image (luma, in the blur's space) the kernel was found for.
+        k: the kernel (any side); its long axis is that of its mass's second moments.
+        coarse: the factor the image is shrunk by (area average) for the coarse share.
+
+    Returns:
+        The ratio (1 where the image has no gradient at either size).
+    """
+    k = k.double() / k.sum().double().clamp(min=1e-12)
+    r = torch.arange(k.shape[-1], dtype=k.dtype, device=k.device)
+    cy, cx = _centroid(k)
+    dy, dx = r[:, None] - cy, r[None] - cx
+    cross = (k * dy * dx).sum()
+    moments = torch.stack([torch.stack([(k * dy * dy).sum(), cross]), torch.stack([cross, (k * dx * dx).sum()])])
+    u = torch.linalg.eigh(moments).eigenvectors[:, -1].float()  # (dy, dx) of the long axis
+
+    def share(img: torch.Tensor) -> float:
+        gy, gx = torch.gradient(img.float())
+        total = float((gy * gy + gx * gx).sum())
+        return float(((u[0] * gy + u[1] * gx) ** 2).sum()) / total if total > 0 else 0.0
+
+    fine = share(gray)
+    small = F.avg_pool2d(gray[None, None].float(), coarse)[0, 0] if min(gray.shape[-2:]) >= 3 * coarse else gray
+    return share(small) / fine if fine > 0 else 1.0
+
+
 def deconvolve_tiled(image: torch.Tensor, kernel: torch.Tensor, *, weight: float = 3e-3, tile: int = 1024) -> torch.Tensor:
     """:func:`deconvolve` with bounded memory: one channel and one ``tile``-px block at a time, each
     with a margin of twice the kernel's side of real context around it (the block's own border
@@ -422,6 +462,14 @@ class BlindDeconvolution(nn.Module):
             than all of it for kernels of 10 px radius and more, all of it for those under 7 px
             (see :attr:`FULL_RADIUS`; whole held-out frames at γ 1.0: -0.03 -> +0.20 dB).
         min_strength: the smallest fraction of the change kept for long kernels (see ``full_radius``).
+        tv_growth: a kernel over ``full_radius`` is deconvolved with a total-variation weight of
+            ``tv_weight * (radius / full_radius) ** tv_growth`` (0: ``tv_weight`` for all): a
+            smoother deconvolution is the safer answer to a kernel that is only roughly right, and
+            growing with the length it leaves kernels just over ``full_radius`` nearly as they
+            were (see :attr:`TV_GROWTH`).
+        min_evidence: a kernel over ``full_radius`` whose tile (of at least
+            :attr:`EVIDENCE_SIDE` px) scores below this on :func:`streak_evidence` is not trusted
+            and the tile keeps the input (0: never; see :attr:`MIN_EVIDENCE`).
         tiles: half-overlapping tiles along the long side, each with its own kernel, searched,
             checked (``agreement``) and kept or deconvolved on its own; 1: one kernel for the whole
             image; ``None`` (the default): as many as keep each tile at least :attr:`TILE_SIDE` px
@@ -457,6 +505,21 @@ class BlindDeconvolution(nn.Module):
     #: +1.40 (short streaks: one kernel fits the tile), 7-10 px +0.74 / +1.11 / +1.06 / +0.58,
     #: 10-15 px +0.75 / +0.99 / +0.71 / +0.01, over 15 px +0.64 / +0.73 / +0.40 / -0.28.
     FULL_RADIUS = 8.0
+    #: ``tv_growth``'s default. Whole frames with the strength rule (session 14), constant weight /
+    #: 1e-2 over 8 px / growing: held-out 20-120 px γ 1.0 +0.37 / +0.40 / +0.39 dB, fresh frames
+    #: -0.28 / -0.10 / -0.15 (γ 2.2: -0.68 / -0.47 / -0.54); the step flattens the detail of
+    #: `real-blur/13_structure` (a 9.5 px kernel) that growing with the length keeps.
+    TV_GROWTH = 1.0
+    #: ``min_evidence``'s default. Long kernels of 640 px tiles (session 14): on fresh frames the
+    #: tiles scoring under 1 lost 2.5-3.9 dB on average at the shipped strength (their kernels 2-3x
+    #: too long), on the held-out frames -0.4 to +0.6; per tile over all tiles, fresh -0.65 ->
+    #: -0.04 dB, held-out +0.68 -> +0.65.
+    MIN_EVIDENCE = 1.0
+    #: The shortest tile side (px, at the size it deconvolves) that ``min_evidence`` judges. The
+    #: statistic was measured on 640 px tiles; on a small photo the coarse image is a few dozen px
+    #: and the streak still covers much of it (`real-blur/13_structure`, 265 px with a 9.5 px
+    #: radius kernel that blind restores well, scores 0.93).
+    EVIDENCE_SIDE = 512
 
     def __init__(
         self,
@@ -475,6 +538,8 @@ class BlindDeconvolution(nn.Module):
         agreement: float = 0.94,
         full_radius: float | None = FULL_RADIUS,
         min_strength: float = 0.5,
+        tv_growth: float = TV_GROWTH,
+        min_evidence: float = MIN_EVIDENCE,
     ) -> None:
         super().__init__()
         if work_side < 32:
@@ -497,6 +562,10 @@ class BlindDeconvolution(nn.Module):
             raise ValueError(f"full_radius must be > 0 or None, got {full_radius}")
         if not 0 < min_strength <= 1:
             raise ValueError(f"min_strength must be in (0, 1], got {min_strength}")
+        if tv_growth < 0:
+            raise ValueError(f"tv_growth must be >= 0, got {tv_growth}")
+        if min_evidence < 0:
+            raise ValueError(f"min_evidence must be >= 0, got {min_evidence}")
         if zoom_side is not None and zoom_side < work_side:
             raise ValueError(f"zoom_side ({zoom_side}) must be >= work_side ({work_side})")
         self.work_side, self.max_kernel = work_side, max_kernel
@@ -504,11 +573,13 @@ class BlindDeconvolution(nn.Module):
         self.deconv_side, self.min_blur, self.placement, self.zoom = deconv_side, min_blur, placement, zoom
         self.tiles, self.zoom_side, self.agreement = tiles, zoom_side, agreement
         self.full_radius, self.min_strength = full_radius, min_strength
+        self.tv_growth, self.min_evidence = tv_growth, min_evidence
         self.hparams = {
             "work_side": work_side, "max_kernel": max_kernel, "latent_weight": latent_weight,
             "iterations": iterations, "tv_weight": tv_weight, "gamma": gamma, "deconv_side": deconv_side,
             "min_blur": min_blur, "placement": placement, "zoom": zoom, "tiles": tiles,
             "zoom_side": zoom_side, "agreement": agreement, "full_radius": full_radius, "min_strength": min_strength,
+            "tv_growth": tv_growth, "min_evidence": min_evidence,
         }
         #: The kernels of the last forward pass, at the size each image was deconvolved at (full
         #: size up to ``deconv_side``; a tiled image's central tile's, or another deconvolved
@@ -654,12 +725,19 @@ class BlindDeconvolution(nn.Module):
         if k is None:
             return None, None  # this tile keeps the input
         k = self._placed(k, kscale)
+        radius = kernel_radius(k)
+        long = self.full_radius is not None and radius > self.full_radius
+        if long and self.min_evidence > 0 and min(y1 - y0, x1 - x0) >= self.EVIDENCE_SIDE:
+            tile = mid[:, y0:y1, x0:x1]
+            if streak_evidence(sum(c * tile[i] for i, c in enumerate(LUMA_WEIGHTS)), k) < self.min_evidence:
+                return None, None  # the tile does not show this blur: a kernel along its own structure
         # Real context around the tile, so its deconvolution's own border effects stay outside.
         m = 2 * k.shape[-1]
         ya, yb, xa, xb = max(0, y0 - m), min(mh, y1 + m), max(0, x0 - m), min(mw, x1 + m)
         region = mid[:, ya:yb, xa:xb]
-        keep = (1 - near_clipped(region, k.shape[-1] // 2)) * self.strength(kernel_radius(k))
-        d = (deconvolve_tiled(region, k, weight=self.tv_weight) - region) * keep
+        keep = (1 - near_clipped(region, k.shape[-1] // 2)) * self.strength(radius)
+        weight = self.tv_weight * (radius / self.full_radius) ** self.tv_growth if long else self.tv_weight
+        d = (deconvolve_tiled(region, k, weight=weight) - region) * keep
         return k, d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
 
     def _one(
