@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from deblurcli.blur import LUMA_WEIGHTS
 from deblurcli.metrics import psnr
 from deblurcli.models.blind import (
     BlindDeconvolution,
@@ -450,7 +451,7 @@ def test_a_long_kernel_keeps_part_of_its_change(scene) -> None:
 
 
 def _luma(img: torch.Tensor) -> torch.Tensor:
-    return 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+    return sum(c * img[i] for i, c in enumerate(LUMA_WEIGHTS))
 
 
 def _streak(length: int, angle: float) -> torch.Tensor:
@@ -501,6 +502,7 @@ def test_a_long_kernel_gets_a_smoother_deconvolution_or_is_not_trusted(scene) ->
     radius = kernel_radius(base.last_kernels[0])
     # Twice full_radius (min_strength 1: all of the change): the TV weight times 2 ** tv_growth.
     long = BlindDeconvolution(work_side=384, max_kernel=17, full_radius=radius / 2, min_strength=1.0, min_evidence=0)
+    assert long.deconv_weight(radius) == 3e-3 * 2 and long.deconv_weight(radius / 4) == 3e-3
     assert torch.equal(long(blurred[None]), smooth)
     # Under full_radius, tv_weight's as before.
     short = BlindDeconvolution(work_side=384, max_kernel=17, full_radius=radius * 2, tv_growth=3.0, min_evidence=0)

@@ -323,6 +323,11 @@ def kernel_radius(k: torch.Tensor) -> float:
     return float((k * ((r[:, None] - cy) ** 2 + (r[None] - cx) ** 2)).sum().sqrt())
 
 
+def _luma(img: torch.Tensor) -> torch.Tensor:
+    """(H, W) BT.601 luma of a (3, H, W) image, in its own space."""
+    return sum(c * img[i] for i, c in enumerate(LUMA_WEIGHTS))
+
+
 def streak_evidence(gray: torch.Tensor, k: torch.Tensor, *, coarse: int = 4) -> float:
     """Whether an image shows the blur a kernel claims: the share of its gradient energy that runs
     along the kernel's long axis with the image shrunk ``coarse`` times, over that share at full size.
@@ -692,8 +697,7 @@ class BlindDeconvolution(nn.Module):
         searched length, and the estimate's reflect padding needs the room."""
         if min(img.shape[-2:]) < 2 * self.max_kernel:
             return None
-        luma = sum(c * img[i] for i, c in enumerate(LUMA_WEIGHTS))
-        return estimate_kernel(luma, self.max_kernel, latent_weight=self.latent_weight, iterations=self.iterations)
+        return estimate_kernel(_luma(img), self.max_kernel, latent_weight=self.latent_weight, iterations=self.iterations)
 
     def _placed(self, k: torch.Tensor, scale: float) -> torch.Tensor:
         """A kernel found at 1/``scale``, for the image it deconvolves, centred per ``placement``."""
@@ -709,9 +713,22 @@ class BlindDeconvolution(nn.Module):
         """The fraction of its deconvolution's change that a kernel of RMS radius ``radius`` (px, at
         the size it deconvolves) keeps: 1 up to ``full_radius``, ``full_radius / radius`` beyond, at
         least ``min_strength``."""
-        if self.full_radius is None or radius <= self.full_radius:
+        if not self._is_long(radius):
             return 1.0
         return max(self.min_strength, self.full_radius / radius)
+
+    def deconv_weight(self, radius: float) -> float:
+        """The total-variation weight a kernel of RMS radius ``radius`` (px, at the size it
+        deconvolves) is deconvolved with: ``tv_weight``, times ``(radius / full_radius) **
+        tv_growth`` over ``full_radius``."""
+        if not self._is_long(radius):
+            return self.tv_weight
+        return self.tv_weight * (radius / self.full_radius) ** self.tv_growth
+
+    def _is_long(self, radius: float) -> bool:
+        """Whether a kernel of RMS radius ``radius`` is over ``full_radius``, where the rules for
+        long kernels (``min_strength``, ``tv_growth``, ``min_evidence``) apply."""
+        return self.full_radius is not None and radius > self.full_radius
 
     def _tile(
         self, mid: torch.Tensor, scale: float, y0: int, x0: int, side: int, pool: ThreadPoolExecutor | None = None
@@ -726,18 +743,15 @@ class BlindDeconvolution(nn.Module):
             return None, None  # this tile keeps the input
         k = self._placed(k, kscale)
         radius = kernel_radius(k)
-        long = self.full_radius is not None and radius > self.full_radius
-        if long and self.min_evidence > 0 and min(y1 - y0, x1 - x0) >= self.EVIDENCE_SIDE:
-            tile = mid[:, y0:y1, x0:x1]
-            if streak_evidence(sum(c * tile[i] for i, c in enumerate(LUMA_WEIGHTS)), k) < self.min_evidence:
+        if self._is_long(radius) and self.min_evidence > 0 and min(y1 - y0, x1 - x0) >= self.EVIDENCE_SIDE:
+            if streak_evidence(_luma(mid[:, y0:y1, x0:x1]), k) < self.min_evidence:
                 return None, None  # the tile does not show this blur: a kernel along its own structure
         # Real context around the tile, so its deconvolution's own border effects stay outside.
         m = 2 * k.shape[-1]
         ya, yb, xa, xb = max(0, y0 - m), min(mh, y1 + m), max(0, x0 - m), min(mw, x1 + m)
         region = mid[:, ya:yb, xa:xb]
         keep = (1 - near_clipped(region, k.shape[-1] // 2)) * self.strength(radius)
-        weight = self.tv_weight * (radius / self.full_radius) ** self.tv_growth if long else self.tv_weight
-        d = (deconvolve_tiled(region, k, weight=weight) - region) * keep
+        d = (deconvolve_tiled(region, k, weight=self.deconv_weight(radius)) - region) * keep
         return k, d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
 
     def _one(
