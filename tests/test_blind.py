@@ -279,6 +279,44 @@ def test_centre_kernel_at_moves_without_wrapping() -> None:
     assert float(moved[7, 7]) == 0.25 and int((moved > 0).sum()) == 4
 
 
+def test_centre_kernel_at_places_a_point_between_pixels_exactly() -> None:
+    k = torch.zeros(9, 9)
+    k[4, 2:6] = 0.25  # a streak of 4 px: its middle, (4, 3.5), lies between two pixels
+    row, col = 4.0, 3.5
+    whole = centre_kernel_at(k, row, col)
+    exact = centre_kernel_at(k, row, col, subpixel=True)
+    assert exact.shape == (whole.shape[0] + 2,) * 2 and float(exact.sum()) == pytest.approx(1.0)
+
+    def centroid(k: torch.Tensor) -> tuple[float, float]:
+        r = torch.arange(k.shape[-1], dtype=k.dtype)
+        return float((k.sum(1) * r).sum()), float((k.sum(0) * r).sum())
+
+    cy, cx = centroid(exact)
+    assert (cy, cx) == pytest.approx((exact.shape[0] // 2,) * 2, abs=1e-6)  # the middle is the centre
+    cy, cx = centroid(whole)
+    assert abs(cx - whole.shape[0] // 2) == pytest.approx(0.5)  # whole pixels: half a pixel off
+    # A point on a pixel moves by whole pixels only, as before.
+    on = centre_kernel_at(k, 4.0, 3.0, subpixel=True)
+    assert torch.equal(on[1:-1, 1:-1], centre_kernel_at(k, 4.0, 3.0))
+
+
+def test_subpixel_moves_the_kernel_by_the_fraction_rounding_drops() -> None:
+    # Found at half size (no zoom), the midpoint maps to between full-size pixels: whole-pixel
+    # placement rounds it, subpixel=True moves the kernel the rest of the way (at most 1/2 px).
+    k, (my, mx) = _uneven_arc(17)
+    blurred = _blur(_shapes(384, 384, seed=7), centre_kernel_at(k, my, mx)).clamp(0, 1)[None]
+    kernels = []
+    for subpixel in (False, True):
+        model = BlindDeconvolution(work_side=192, max_kernel=17, zoom=False, agreement=0.0, subpixel=subpixel)
+        model(blurred)
+        kernels.append(model.last_kernels[0])
+    whole, exact = kernels
+    assert exact.shape[-1] == whole.shape[-1] + 2 and float(exact.sum()) == pytest.approx(1.0)
+    r = torch.arange(exact.shape[-1], dtype=exact.dtype)
+    moved = [float((exact.sum(a) * r).sum() - (F.pad(whole, (1, 1, 1, 1)).sum(a) * r).sum()) for a in (1, 0)]
+    assert 0 < max(abs(m) for m in moved) <= 0.5 + 1e-6
+
+
 def test_output_lines_up_with_the_middle_of_the_exposure() -> None:
     # The sharp frame of a video pair (and of the held-out stills) is the middle of the exposure.
     # Blurred by an unevenly travelled arc placed that way, the output scores best unshifted.
