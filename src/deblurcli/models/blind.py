@@ -489,9 +489,12 @@ class BlindDeconvolution(nn.Module):
             and the tile keeps the input (0: never; see :attr:`MIN_EVIDENCE`).
         subpixel: the kernel is placed at its ``placement`` point exactly (:func:`centre_kernel_at`
             with ``subpixel``), not to the nearest pixel; the output moves by the same fraction.
-            A short streak undone well is worth several dB, and half a pixel off costs much of it.
-            Off by default until measured on every set: +0.13 dB on the held-out 10-25 px frames,
-            mixed frame by frame (session 15, ``training/README.md``).
+            A short streak undone well is worth several dB, and half a pixel off costs much of it
+            where the sharp image is the exposure's middle exactly (the stills engine's frames:
+            +0.13 dB on each 10-25 px set). Off by default: where it is not, the fraction moves
+            the output off the sharp image's grid (Levin's pairs, compared after a whole-pixel
+            alignment, -0.49 dB; the video pairs, whose target is half a frame after the middle,
+            -0.03; sessions 15-16, ``training/README.md``).
         tiles: half-overlapping tiles along the long side, each with its own kernel, searched,
             checked (``agreement``) and kept or deconvolved on its own; 1: one kernel for the whole
             image; ``None`` (the default): as many as keep each tile at least :attr:`TILE_SIDE` px
