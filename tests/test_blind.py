@@ -24,7 +24,7 @@ from deblurcli.models.blind import (
     streak_evidence,
     stroke_midpoint,
 )
-from deblurcli.models.blind import _luma  # the luma the search and the judge use
+from deblurcli.models.blind import _centroid, _luma  # what the search and the judge use
 
 
 def _shapes(h: int, w: int, seed: int) -> torch.Tensor:
@@ -44,10 +44,10 @@ def _shapes(h: int, w: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(img).permute(2, 0, 1).contiguous()
 
 
-def _centroid(k: torch.Tensor) -> tuple[float, float]:
-    """(row, column) of a kernel's centre of mass (it sums to one), in its own pixels."""
-    r = torch.arange(k.shape[-1], dtype=k.dtype)
-    return float((k.sum(1) * r).sum()), float((k.sum(0) * r).sum())
+def _centre_of_mass(k: torch.Tensor) -> tuple[float, float]:
+    """(row, column) of a kernel's centre of mass (it sums to one), in its own pixels, as floats."""
+    cy, cx = _centroid(k)
+    return float(cy), float(cx)
 
 
 def _curved_kernel(size: int) -> torch.Tensor:
@@ -61,7 +61,7 @@ def _curved_kernel(size: int) -> torch.Tensor:
     # Centred on its centroid: on a quarter arc that is within half a pixel of the arc's middle,
     # where the estimate is placed (stroke_midpoint); an offset between them would only shift the
     # image (scored as a loss without alignment).
-    cy, cx = _centroid(k)
+    cy, cx = _centre_of_mass(k)
     return torch.roll(k, (round(c - cy), round(c - cx)), (0, 1))
 
 
@@ -270,7 +270,7 @@ def test_stroke_midpoint_is_half_the_exposure_along_the_path() -> None:
     k, (my, mx) = _uneven_arc(25)
     row, col = stroke_midpoint(k)
     assert math.hypot(row - my, col - mx) < 1.5  # on the path, where half the time has passed
-    cy, cx = _centroid(k)
+    cy, cx = _centre_of_mass(k)
     assert math.hypot(cy - my, cx - mx) > 3  # which the centroid (off the arc) is not
 
 
@@ -290,9 +290,9 @@ def test_centre_kernel_at_places_a_point_between_pixels_exactly() -> None:
     whole = centre_kernel_at(k, row, col)
     exact = centre_kernel_at(k, row, col, subpixel=True)
     assert exact.shape == (whole.shape[0] + 2,) * 2 and float(exact.sum()) == pytest.approx(1.0)
-    cy, cx = _centroid(exact)
+    cy, cx = _centre_of_mass(exact)
     assert (cy, cx) == pytest.approx((exact.shape[0] // 2,) * 2, abs=1e-6)  # the middle is the centre
-    cy, cx = _centroid(whole)
+    cy, cx = _centre_of_mass(whole)
     assert abs(cx - whole.shape[0] // 2) == pytest.approx(0.5)  # whole pixels: half a pixel off
     # A point on a pixel moves by whole pixels only, as before.
     on = centre_kernel_at(k, 4.0, 3.0, subpixel=True)
@@ -311,7 +311,7 @@ def test_subpixel_moves_the_kernel_by_the_fraction_rounding_drops() -> None:
         kernels.append(model.last_kernels[0])
     whole, exact = kernels
     assert exact.shape[-1] == whole.shape[-1] + 2 and float(exact.sum()) == pytest.approx(1.0)
-    moved = [e - w for e, w in zip(_centroid(exact), _centroid(F.pad(whole, (1, 1, 1, 1))), strict=True)]
+    moved = [e - w for e, w in zip(_centre_of_mass(exact), _centre_of_mass(F.pad(whole, (1, 1, 1, 1))), strict=True)]
     assert 0 < max(abs(m) for m in moved) <= 0.5 + 1e-6
 
 
