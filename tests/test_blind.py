@@ -553,3 +553,50 @@ def test_a_long_kernel_gets_a_smoother_deconvolution_or_is_not_trusted(scene) ->
         BlindDeconvolution(tv_growth=-1)
     with pytest.raises(ValueError):
         BlindDeconvolution(min_evidence=-1)
+
+
+def test_a_long_kernel_its_twin_contradicts_is_not_trusted() -> None:
+    """Tiles 1/8 of a side apart (a 1280x720 frame's two rows of 640 px tiles) see nearly the same
+    pixels: where one's long kernel is another stroke than the other's, neither is deconvolved."""
+    model = BlindDeconvolution(full_radius=4.0)  # a 31 px streak (9 px RMS) is long, a 5 px one not
+    along, across, short = _streak(31, 0.0), _streak(31, math.pi / 2), _streak(5, math.pi / 2)
+    assert model._is_long(kernel_radius(along)) and not model._is_long(kernel_radius(short))
+    change = torch.ones(3, 4, 4)
+    tiles = {
+        (0, 0): along, (80, 0): along.roll(1, 1),  # the same stroke a pixel apart: both kept
+        (0, 320): along, (80, 320): across,  # another stroke: both dropped
+        (0, 640): across, (80, 640): None,  # no twin kernel to judge by: kept
+        (0, 960): across, (80, 960): short,  # the short one is never judged, the long one is
+        (0, 1280): along, (320, 1280): across,  # half a tile apart: not twins (blur varies that much)
+    }
+    results = [(k, None if k is None else change, 1.0) for k in tiles.values()]
+    kept = [k is not None for k, _ in model._judge_twins(list(tiles), results, 640)]
+    assert kept == [True, True, False, False, True, False, False, True, True, True]
+    assert all(d is change for k, d in model._judge_twins(list(tiles), results, 640) if k is not None)
+    off = BlindDeconvolution(full_radius=4.0, twin_agreement=0)
+    assert [k for k, _ in off._judge_twins(list(tiles), results, 640)] == list(tiles.values())
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError):
+            BlindDeconvolution(twin_agreement=bad)
+
+
+def test_twin_tiles_of_one_blur_agree() -> None:
+    """A 216x384 picture (what a 1280x720 frame is to 640 px tiles, at 192 px) under one long
+    streak: its two rows of tiles (y 0 and 24) find the same long kernels, so the judge of twins
+    keeps every tile."""
+
+    class Seen(_SmallTiles):
+        def _judge_twins(self, origins, results, side):  # type: ignore[no-untyped-def]
+            self.seen = (origins, results, super()._judge_twins(origins, results, side))
+            return self.seen[2]
+
+    arc = torch.zeros(15, 15)
+    arc[7, 2:13] = 1 / 11  # 11 px: 3.2 px RMS, long for full_radius 2
+    blurred = _blur(_shapes(216, 384, seed=21), arc).clamp(0, 1)[None]
+    model = Seen(max_kernel=17, agreement=0.0, full_radius=2.0, min_evidence=0)
+    out = model(blurred)
+    origins, results, judged = model.seen
+    assert [y for y, _ in origins] == [0, 0, 0, 24, 24, 24]  # twins: 24 px = 192 / 8 apart
+    assert all(k is not None and model._is_long(kernel_radius(k)) for k, _, _ in results)
+    assert [k for k, _ in judged] == [k for k, _, _ in results]
+    assert not torch.equal(out, blurred)

@@ -27,7 +27,8 @@ be a streak (``min_blur``) or is not found again when searched for at another si
 RMS radius) applies only part of its change (``full_radius``) and is deconvolved with a prior
 that grows with its length (``tv_growth``): the longer the streak, the less one kernel is right
 across a tile; and such a kernel is not trusted where the image does not show its direction as
-missing fine detail (:func:`streak_evidence`, ``min_evidence``).
+missing fine detail (:func:`streak_evidence`, ``min_evidence``), nor where a tile on nearly the
+same pixels finds another stroke (``twin_agreement``).
 """
 
 from __future__ import annotations
@@ -495,6 +496,13 @@ class BlindDeconvolution(nn.Module):
             the output off the sharp image's grid (Levin's pairs, compared after a whole-pixel
             alignment, -0.49 dB; the video pairs, whose target is half a frame after the middle,
             -0.03; sessions 15-16, ``training/README.md``).
+        twin_agreement: a long kernel (over ``full_radius``) of a tile that has a twin, a tile at
+            most 1/8 of the side away along one axis (7/8 of its pixels the same; a 1280x720
+            frame's two rows of 640 px tiles, y 0 and 80, are twins column by column), is not
+            trusted and the tile keeps the input when the twin found a kernel too and the two
+            agree (:func:`kernel_agreement`, smoothed by the scale they were searched at) below
+            this: on nearly the same pixels the search found another stroke, so neither is to be
+            believed alone. 0 switches it off (see :attr:`TWIN_AGREEMENT`).
         tiles: half-overlapping tiles along the long side, each with its own kernel, searched,
             checked (``agreement``) and kept or deconvolved on its own; 1: one kernel for the whole
             image; ``None`` (the default): as many as keep each tile at least :attr:`TILE_SIDE` px
@@ -545,6 +553,15 @@ class BlindDeconvolution(nn.Module):
     #: and the streak still covers much of it (`real-blur/13_structure`, 265 px with a 9.5 px
     #: radius kernel that blind restores well, scores 0.93).
     EVIDENCE_SIDE = 512
+    #: ``twin_agreement``'s default. Whole 1280x720 frames (session 17, AMD EPYC), gain dB, before ->
+    #: with it (frames better / worse): fresh 20-120 px γ 1.0 +0.04 -> +0.27 (2 / 0; chosen there:
+    #: `Volna_0` -3.16 -> 0.00, its wrong long kernels' twins agree at 0.80), γ 2.2 -0.07 -> -0.05
+    #: (1 / 0), check γ 1.0 +0.92 -> +0.92 (1 / 1: `Garden_2` -0.69 -> +0.22, but `Aqua_0` +1.12 ->
+    #: +0.18, right kernels whose twins agree at 0.76), held-out γ 1.0 +0.31 and γ 2.2 -0.01
+    #: unchanged; 10-25 px check +1.76 -> +1.83 (2 / 0), held-out +2.33 and fresh +0.12 unchanged.
+    #: Twins of most long tiles agree at 0.95-1.00, right or wrong: 0.95 lost on the check frames
+    #: (+0.90, 1 / 3).
+    TWIN_AGREEMENT = 0.9
 
     def __init__(
         self,
@@ -566,6 +583,7 @@ class BlindDeconvolution(nn.Module):
         tv_growth: float = TV_GROWTH,
         min_evidence: float = MIN_EVIDENCE,
         subpixel: bool = False,
+        twin_agreement: float = TWIN_AGREEMENT,
     ) -> None:
         super().__init__()
         if work_side < 32:
@@ -592,6 +610,8 @@ class BlindDeconvolution(nn.Module):
             raise ValueError(f"tv_growth must be >= 0, got {tv_growth}")
         if min_evidence < 0:
             raise ValueError(f"min_evidence must be >= 0, got {min_evidence}")
+        if not 0 <= twin_agreement <= 1:
+            raise ValueError(f"twin_agreement must be in [0, 1], got {twin_agreement}")
         if zoom_side is not None and zoom_side < work_side:
             raise ValueError(f"zoom_side ({zoom_side}) must be >= work_side ({work_side})")
         self.work_side, self.max_kernel = work_side, max_kernel
@@ -600,12 +620,14 @@ class BlindDeconvolution(nn.Module):
         self.tiles, self.zoom_side, self.agreement = tiles, zoom_side, agreement
         self.full_radius, self.min_strength = full_radius, min_strength
         self.tv_growth, self.min_evidence, self.subpixel = tv_growth, min_evidence, subpixel
+        self.twin_agreement = twin_agreement
         self.hparams = {
             "work_side": work_side, "max_kernel": max_kernel, "latent_weight": latent_weight,
             "iterations": iterations, "tv_weight": tv_weight, "gamma": gamma, "deconv_side": deconv_side,
             "min_blur": min_blur, "placement": placement, "zoom": zoom, "tiles": tiles,
             "zoom_side": zoom_side, "agreement": agreement, "full_radius": full_radius, "min_strength": min_strength,
             "tv_growth": tv_growth, "min_evidence": min_evidence, "subpixel": subpixel,
+            "twin_agreement": twin_agreement,
         }
         #: The kernels of the last forward pass, at the size each image was deconvolved at (full
         #: size up to ``deconv_side``; a tiled image's central tile's, or another deconvolved
@@ -753,27 +775,52 @@ class BlindDeconvolution(nn.Module):
 
     def _tile(
         self, mid: torch.Tensor, scale: float, y0: int, x0: int, side: int, pool: ThreadPoolExecutor | None = None
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The kernel of the tile of ``mid`` at (``y0``, ``x0``) of ``side`` px and the change its
-        deconvolution makes there (not yet weighted for blending); ``(None, None)`` where it keeps the input.
-        ``pool``: for the agreement check's searches (see :meth:`_agrees`)."""
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, float]:
+        """The kernel of the tile of ``mid`` at (``y0``, ``x0``) of ``side`` px, the change its
+        deconvolution makes there (not yet weighted for blending) and the scale the kernel was
+        searched at; ``(None, None, scale)`` where it keeps the input. ``pool``: for the agreement
+        check's searches (see :meth:`_agrees`)."""
         mh, mw = mid.shape[-2:]
         y1, x1 = min(y0 + side, mh), min(x0 + side, mw)
         k, kscale = self._kernel_for(mid[:, y0:y1, x0:x1], scale, pool)
         if k is None:
-            return None, None  # this tile keeps the input
+            return None, None, kscale  # this tile keeps the input
         k = self._placed(k, kscale)
         radius = kernel_radius(k)
         if self._is_long(radius) and self.min_evidence > 0 and min(y1 - y0, x1 - x0) >= self.EVIDENCE_SIDE:
             if streak_evidence(_luma(mid[:, y0:y1, x0:x1]), k) < self.min_evidence:
-                return None, None  # the tile does not show this blur: a kernel along its own structure
+                return None, None, kscale  # the tile does not show this blur: a kernel along its own structure
         # Real context around the tile, so its deconvolution's own border effects stay outside.
         m = 2 * k.shape[-1]
         ya, yb, xa, xb = max(0, y0 - m), min(mh, y1 + m), max(0, x0 - m), min(mw, x1 + m)
         region = mid[:, ya:yb, xa:xb]
         keep = (1 - near_clipped(region, k.shape[-1] // 2)) * self.strength(radius)
         d = (deconvolve_tiled(region, k, weight=self.deconv_weight(radius)) - region) * keep
-        return k, d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+        return k, d[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa], kscale
+
+    def _judge_twins(
+        self, origins: list[tuple[int, int]], results: list[tuple[torch.Tensor | None, torch.Tensor | None, float]], side: int
+    ) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+        """The (kernel, change) of the tiles at ``origins`` of ``side`` px from their :meth:`_tile`
+        ``results``, with ``(None, None)`` for each tile whose long kernel its twin contradicts (see
+        ``twin_agreement``); each is judged against its twin's own result."""
+        judged = [(k, d) for k, d, _ in results]
+        if self.twin_agreement <= 0:
+            return judged
+        near = side // 8  # 7/8 of the pixels shared: 80 px of 640, a 1280x720 frame's two rows
+        for i, ((y0, x0), (k, _, s)) in enumerate(zip(origins, results, strict=True)):
+            if k is None or not self._is_long(kernel_radius(k)):
+                continue
+            for (y1, x1), (other, _, s1) in zip(origins, results, strict=True):
+                twin = (x1 == x0 and 0 < abs(y1 - y0) <= near) or (y1 == y0 and 0 < abs(x1 - x0) <= near)
+                if not twin or other is None:
+                    continue
+                # Smoothed and shifted by the coarser search's scale: one pixel where they were found.
+                scale = max(s, s1)
+                if kernel_agreement(k, other, sigma=scale, reach=math.ceil(2 * scale)) < self.twin_agreement:
+                    judged[i] = (None, None)
+                    break
+        return judged
 
     def _one(
         self, img: torch.Tensor, report: Callable[[int, int], None], workers: int = 1
@@ -813,7 +860,7 @@ class BlindDeconvolution(nn.Module):
             futures = [run(self._tile, mid, scale, y0, x0, side, pool if one else None) for y0, x0 in origins]
             for done, _ in enumerate(as_completed(futures), 1):
                 report(done, len(origins))
-            results = [f.result() for f in futures]
+            results = self._judge_twins(origins, [f.result() for f in futures], side)
         except BaseException:
             if pool is not None:  # Ctrl-C or an error: drop the tiles not yet started, do not wait
                 pool.shutdown(wait=False, cancel_futures=True)
