@@ -72,23 +72,20 @@ def test_readme_first_command_deblurs_the_example(tmp_path: Path) -> None:
 
 def test_readme_blind_claim_on_the_example(tmp_path: Path) -> None:
     """README: with ``--model blind`` the example's blur score goes from 11.9 to one of the README's
-    numbers (they differ by CPU kind), as the CLI shows it, whatever the thread count."""
+    numbers (they differ by CPU kind), as the CLI shows it. That it is the same on any number of
+    threads is test_blind's (one CLI run here: a second took the suite 70 s more)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     claim = re.search(r"add `--model blind`.*?the example goes from ([\d.]+) to ([\d.]+).*?it goes to ([\d.]+)", text, re.S)
     assert claim, "README no longer states what --model blind does to the example"
     example = ROOT / "examples" / "blurry_dogs.jpg"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    shown = []
-    for threads in (1, 2):
-        proc = subprocess.run([sys.executable, "-m", "deblurcli", "fix", str(example), "-o", str(tmp_path / str(threads)),
-                               "--model", "blind", "--threads", str(threads)], env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr
-        row = re.search(r"blurry_dogs\.jpg\s+blur score ([\d.]+) -> ([\d.]+)", proc.stderr)
-        assert row, proc.stderr
-        shown.append((float(row.group(1)), float(row.group(2))))
-    # The same photo on one thread or two (it scored 68.6 and 67.1 before blind ran each tile on one).
-    assert (tmp_path / "1" / example.name).read_bytes() == (tmp_path / "2" / example.name).read_bytes()
-    assert shown[0] == shown[1] and shown[0][0] == float(claim.group(1)) == round(score_image(read_image(example)), 1)
+    proc = subprocess.run([sys.executable, "-m", "deblurcli", "fix", str(example), "-o", str(tmp_path),
+                           "--model", "blind", "--threads", "2"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    row = re.search(r"blurry_dogs\.jpg\s+blur score ([\d.]+) -> ([\d.]+)", proc.stderr)
+    assert row, proc.stderr
+    before, after = float(row.group(1)), float(row.group(2))
+    assert before == float(claim.group(1)) == round(score_image(read_image(example)), 1)
     # The kernel search's L0 thresholds turn a CPU's own FFT rounding into other kernels: README gives
     # the number on each CPU kind measured (Intel Xeon, AMD EPYC); one more kind may need a line there.
-    assert any(abs(shown[0][1] - float(c)) < 0.03 * float(c) for c in claim.group(2, 3)), (shown, claim.group(2, 3))
+    assert any(abs(after - float(c)) < 0.03 * float(c) for c in claim.group(2, 3)), (after, claim.group(2, 3))
