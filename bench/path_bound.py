@@ -15,12 +15,19 @@ For each frame of a set written by ``scripts/make_720p_sets.py`` this bench:
    fit; then deblurs with the fitted path as in 1. This asks whether the path model is identifiable
    and the fit well-posed, not whether a blind method can find it (the sharp frame is unknown there).
 
+3. with ``--from-tiles``: **path from six kernels**: forgets the path and fits the 11 numbers to the
+   true kernels at the centres of the six 640 px tiles ``--model blind`` cuts a 1280x720 frame into
+   (:func:`fit_path_to_kernels`: the path's kernel at each centre drawn as Gaussian splats at the
+   kernel search's scale, 1280/384, against the true one shrunk to it), then deblurs in ``--tile``
+   px tiles with the fitted path. This asks what six right kernels are worth once a path carries
+   them to finer tiles (used directly, one per 640 px tile, they gain +2.48 dB: session 9).
+
 Printed per frame: the PSNR gain (dB, RGB, 8-bit) of each over the blurred frame, the fitted path's
 kernels' agreement with the true ones (normalised correlation at 3x3 points), and means with and
 without the frames that have independently moving objects (not replayed: there the camera's kernel
 is wrong).
 
-    python bench/path_bound.py [--data /work/data] [--set heldout720-g1.0] [--frames 24] [--fit]
+    python bench/path_bound.py [--data /work/data] [--set heldout720-g1.0] [--frames 24] [--fit] [--from-tiles]
                                [--tile 256] [--place true|centroid|midpoint]
 
 Session 8 (training/README.md, "What session 8 found"): known path +6.66 dB on ``small720-g1.0``,
@@ -29,6 +36,10 @@ to the frame's borders, which a 111 px streak reaches across); fitted with the s
 +4.69 on ``small720-g1.0`` (the true path +6.66 on the same frames), +5.28 on the first six 20-120 px
 frames (true path +6.20); ``heldout720-g2.2`` +2.95 on its first 19 frames. 20-120 px frames take
 20-250 s each (kernels up to ~240 px), some over 15 minutes (``picosdeeuropa..._1``, 119 px).
+
+Session 18: ``--from-tiles --no-bound`` on ``heldout720-g1.0``: +3.05 dB (24 frames; the same six
+kernels one per 640 px tile gain +2.48, session 9), +3.98 without ``TwoWings_1`` and ``_2`` (-7.3 and
+-7.1: a 111-117 px streak reaches across the frame's borders); 1-5 min a frame on one core.
 
 Session 9: one kernel per frame (``--tile 4096``): ``small720-g1.0`` +3.46 dB (the blur there is
 nearly uniform), ``heldout720-g1.0`` +0.12 (it is not); six 640 px tiles (``--tile 640``) +2.48 on
@@ -57,6 +68,8 @@ def main() -> None:
     ap.add_argument("--set", default="heldout720-g1.0")
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--fit", action="store_true", help="also fit the path with the sharp frame known")
+    ap.add_argument("--from-tiles", action="store_true", help="also fit the path to the true kernels at blind's tile centres")
+    ap.add_argument("--no-bound", action="store_true", help="skip the known path's own deblurring (the slowest part)")
     ap.add_argument("--tv", type=float, default=3e-3, help="TV weight of the per-tile deconvolution")
     ap.add_argument("--tile", type=int, default=256, help="tile side in px (a side >= the frame's: one kernel for it all)")
     ap.add_argument("--place", choices=("true", "centroid", "midpoint"), default="true",
@@ -69,7 +82,7 @@ def main() -> None:
 
     from deblurcli.images import read_image
     from deblurcli.metrics import psnr
-    from deblurcli.pairs import synthesize_from_still
+    from deblurcli.pairs import camera_psf, synthesize_from_still
 
     torch.set_num_threads(1)
 
@@ -87,8 +100,18 @@ def main() -> None:
         rep = synthesize_from_still(np.zeros((h, w, 3), np.float32), np.random.default_rng((SEED, zlib.crc32(name.encode()))),
                                     max_blur=max_blur, min_blur=min_blur, gamma=1.0)
         t0 = time.time()
-        row = {"bound": gain(deblur_tiles(y, rep.camera, gamma, args.tv, args.tile, args.place), y, x), "objects": rep.objects}
-        msg = f"{name}: streak {rep.blur_px:.0f} px, known path {row['bound']:+.2f} dB"
+        row = {"objects": rep.objects}
+        msg = f"{name}: streak {rep.blur_px:.0f} px"
+        if not args.no_bound:
+            row["bound"] = gain(deblur_tiles(y, rep.camera, gamma, args.tv, args.tile, args.place), y, x)
+            msg += f", known path {row['bound']:+.2f} dB"
+        if args.from_tiles:
+            size = int(2 * rep.blur_px + 5) | 1
+            seen = [(cx, cy, torch.from_numpy(camera_psf(rep.camera, cx, cy, size))) for cx, cy in blind_tile_centres(w, h)]
+            fitted = fit_path_to_kernels(seen, w, h, max(w, h) / 384)
+            row["tiles"] = gain(deblur_tiles(y, fitted, gamma, args.tv, args.tile, args.place), y, x)
+            agree = psf_agreement(fitted, rep.camera, w, h, rep.blur_px)
+            msg += f", path from the tile kernels {row['tiles']:+.2f} dB (kernels agree {agree:.3f})"
         if args.fit:
             fitted, res = fit_path_oracle(y, x, 4, gamma)
             row["fit"] = gain(deblur_tiles(y, fitted, gamma, args.tv, args.tile, args.place), y, x)
@@ -99,7 +122,11 @@ def main() -> None:
     for label, keep in (("all", lambda r: True), ("without moving objects", lambda r: r["objects"] == 0)):
         sel = [r for r in rows if keep(r)]
         if sel:
-            line = f"mean over {len(sel)} frames ({label}): known path {np.mean([r['bound'] for r in sel]):+.2f} dB"
+            line = f"mean over {len(sel)} frames ({label}):"
+            if not args.no_bound:
+                line += f" known path {np.mean([r['bound'] for r in sel]):+.2f} dB"
+            if args.from_tiles:
+                line += f" path from the tile kernels {np.mean([r['tiles'] for r in sel]):+.2f} dB"
             if args.fit:
                 line += f", fitted path {np.mean([r['fit'] for r in sel]):+.2f} dB, kernel agreement {np.mean([r['ncc'] for r in sel]):.3f}"
             print(line)
@@ -205,6 +232,84 @@ def fit_path_oracle(y, x, scale: int, gamma: float, restarts: int = 3, iters: in
     up = np.diag([scale, scale, 1.0])
     mats = path_homographies(best[1], ts, w, h).double().numpy()
     return np.stack([up @ a @ np.linalg.inv(up) for a in mats]), best[0]
+
+
+def blind_tile_centres(w: int, h: int) -> list[tuple[float, float]]:
+    """(x, y) centres of the tiles ``--model blind`` cuts a w x h frame into (its default layout:
+    half-overlapping tiles of at least ``TILE_SIDE`` px, the last flush with the edge)."""
+    from deblurcli.models.blind import BlindDeconvolution
+
+    n = max(1, math.floor(2 * max(h, w) / BlindDeconvolution.TILE_SIDE - 1))
+    side = max(h, w) if n == 1 else math.ceil(2 * max(h, w) / (n + 1))
+
+    def starts(length: int) -> list[int]:
+        return [0] if length <= side else [*range(0, length - side, side // 2), length - side]
+
+    return [((x0 + min(x0 + side, w) - 1) / 2, (y0 + min(y0 + side, h) - 1) / 2) for y0 in starts(h) for x0 in starts(w)]
+
+
+def fit_path_to_kernels(kernels, w: int, h: int, scale: float, restarts: int = 10, iters: int = 300, subframes: int = 48):
+    """Fit the 11 path parameters to kernels seen at points of a w x h frame: ``kernels`` is a list
+    of (x, y, (k, k) kernel with the mid-exposure point at its centre). Each kernel is shrunk by
+    ``scale`` (where a blind search would see it); the path's kernel there is drawn as Gaussian
+    splats (sigma one shrunk pixel) and compared by 1 - normalised correlation. Adam from ``restarts``
+    starts along the longest kernel's principal axis; returns the best fit's (N, 3, 3) homographies."""
+    import torch
+    import torch.nn.functional as F
+
+    from deblurcli.models.blind import kernel_radius
+
+    ts = torch.linspace(-0.5, 0.5, subframes)
+    seen = []
+    for cx, cy, k in kernels:
+        s = k.shape[-1]
+        n = max(5, round(s / scale)) | 1
+        small = F.interpolate(k[None, None].float(), size=(n, n), mode="area")[0, 0]
+        per = s / n  # full-size px per shrunk px
+        grid = torch.arange(n, dtype=torch.float32) - ((s // 2) + 0.5) / per + 0.5
+        target = small - small.mean()
+        seen.append((cx, cy, grid, target / target.norm(), per, small / small.sum()))
+
+    def loss_of(p):
+        mats = path_homographies(p, ts, w, h)
+        total = 0.0
+        for cx, cy, grid, target, per, _ in seen:
+            q = mats @ torch.tensor([cx, cy, 1.0])
+            dx, dy = (q[:, 0] / q[:, 2] - cx) / per, (q[:, 1] / q[:, 2] - cy) / per
+            drawn = torch.einsum("ty,tx->yx", torch.exp(-0.5 * (grid - dy[:, None]) ** 2), torch.exp(-0.5 * (grid - dx[:, None]) ** 2))
+            drawn = drawn - drawn.mean()
+            total = total + 1 - (drawn * target).sum() / (drawn.norm() + 1e-9)
+        return total / len(seen)
+
+    # Start along the longest kernel (its principal axis, at its length): a path symmetric in time
+    # (p = 0) has no gradient to leave it by.
+    _, _, grid, _, per, mass = max(seen, key=lambda o: kernel_radius(o[5]))
+    gy, gx = torch.meshgrid(grid, grid, indexing="ij")
+    my, mx = (mass * gy).sum(), (mass * gx).sum()
+    cov = torch.stack([torch.stack([(mass * (gx - mx) ** 2).sum(), (mass * (gx - mx) * (gy - my)).sum()]),
+                       torch.stack([(mass * (gx - mx) * (gy - my)).sum(), (mass * (gy - my) ** 2).sum()])])
+    values, vectors = torch.linalg.eigh(cov)
+    axis = vectors[:, -1] * math.sqrt(12 * float(values[-1])) * per  # a straight streak of L px: L^2 / 12
+    gen = torch.Generator().manual_seed(0)
+    best = None
+    for start in range(restarts):
+        p = torch.zeros(11)
+        p[0:2] = axis * (0.7 + 0.6 * torch.rand(1, generator=gen))
+        p += torch.randn(11, generator=gen) * torch.tensor([4.0, 4, 8, 8, 6, 6, 8, 4, 3, 3, 3]) * (start > 0)
+        p.requires_grad_()
+        opt = torch.optim.Adam([p], lr=1.0)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters)
+        for _ in range(iters):
+            opt.zero_grad()
+            loss = loss_of(p)
+            loss.backward()
+            opt.step()
+            sched.step()
+        with torch.no_grad():
+            final = float(loss_of(p))
+        if best is None or final < best[0]:
+            best = (final, p.detach().clone())
+    return path_homographies(best[1], torch.linspace(-0.5, 0.5, 64), w, h).double().numpy()
 
 
 def psf_agreement(fitted: np.ndarray, true: np.ndarray, w: int, h: int, blur_px: float) -> float:

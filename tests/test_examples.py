@@ -30,6 +30,18 @@ def readme_first_command() -> str:
     return block.group(1).strip().splitlines()[0]
 
 
+def test_ci_runs_the_test_command_readme_shows() -> None:
+    """README's second ```bash block is the test command; ``.ci/run`` installs the test extra and
+    runs exactly that as its last step, so a change to one is a change to both."""
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 2, "README has no test command block"
+    command = blocks[1].strip()
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    steps = [line for line in ci if line and not line.startswith("#")]
+    assert steps[-1] == command
+    assert any(line.startswith("python -m pip install") and "'.[test]'" in line.replace('"', "'") for line in steps)
+
+
 def test_readme_first_command_is_install_then_fix_an_example() -> None:
     install, sep, run = readme_first_command().partition(" && ")
     assert (install, sep) == ("pip install .", " && ")
