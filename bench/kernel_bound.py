@@ -31,7 +31,15 @@ import numpy as np
 
 #: scripts/make_720p_sets.py's SEED and streak ranges per set prefix (min, max px).
 SEED = 720
-BLUR = {"small720": (10.0, 25.0), "heldout720": (20.0, 120.0)}
+BLUR = {"small720": (10.0, 25.0), "heldout720": (20.0, 120.0), "checksmall720": (10.0, 25.0), "check720": (20.0, 120.0),
+        "freshsmall720": (10.0, 25.0), "fresh720": (20.0, 120.0)}
+#: The seed each set's paths were drawn with (make_720p_sets.py's SEED, CHECK_SEED, FRESH_SEED).
+SEEDS = {"small720": SEED, "heldout720": SEED, "checksmall720": 721, "check720": 721, "freshsmall720": 722, "fresh720": 722}
+
+
+def set_seed(name: str) -> int:
+    """The seed the paths of set ``name`` (e.g. ``check720-g1.0``) were drawn with."""
+    return SEEDS[name.rsplit("-g", 1)[0]]
 NSR = (1e-3, 3e-3, 1e-2, 3e-2)
 LUMA = np.float32([0.299, 0.587, 0.114])
 
@@ -41,7 +49,7 @@ def held_out_set(data: Path, name: str, frames: int) -> tuple[float, float, floa
     of ``scripts/make_720p_sets.py`` (the set's name says them); exits with one line if unknown."""
     prefix, gtag = name.rsplit("-g", 1) if "-g" in name else (name, "")
     if prefix not in BLUR:
-        sys.exit(f"unknown set {name!r}: expected small720-gG or heldout720-gG")
+        sys.exit(f"unknown set {name!r}: expected one of {', '.join(f'{p}-gG' for p in BLUR)}")
     files = sorted((data / name / "blur").glob("*.png"))[:frames]
     if not files:
         sys.exit(f"no frames in {data / name / 'blur'} (run scripts/make_720p_sets.py)")
@@ -97,7 +105,7 @@ def main() -> None:
         dots = np.zeros((h, w, 3), np.float32)
         dots[grid // 2 :: grid, grid // 2 :: grid] = 1.0
         # The set drew its path with this generator at this gamma; at gamma 1 the dots' blur is the PSF.
-        replay = synthesize_from_still(dots, np.random.default_rng((SEED, zlib.crc32(name.encode()))),
+        replay = synthesize_from_still(dots, np.random.default_rng((set_seed(args.set), zlib.crc32(name.encode()))),
                                        max_blur=max_blur, min_blur=min_blur, gamma=1.0)
         spread = replay.blurred[..., 1]
         # Each tile is deconvolved within a window around it (margin: two streak lengths, so the
