@@ -214,25 +214,35 @@ def fit_path_oracle(y, x, scale: int, gamma: float, restarts: int = 3, iters: in
         return ((out - ys)[:, m:-m, m:-m] ** 2).mean()
 
     gen = torch.Generator().manual_seed(0)
+    # Random starts: at p = 0 every first derivative vanishes (the path is symmetric in time).
+    starts = [torch.randn(11, generator=gen) * torch.tensor([8.0, 8, 4, 4, 4, 4, 6, 3, 2, 2, 2]) for _ in range(restarts)]
+    best = _best_of_starts(residual, starts, iters, lr=0.5)
+    up = np.diag([scale, scale, 1.0])
+    mats = path_homographies(best[1], ts, w, h).double().numpy()
+    return np.stack([up @ a @ np.linalg.inv(up) for a in mats]), best[0]
+
+
+def _best_of_starts(loss_of, starts, iters: int, lr: float):
+    """(loss, parameters) of the best of Adam runs (``iters`` steps, cosine-decayed ``lr``) from
+    each of ``starts``."""
+    import torch
+
     best = None
-    for _ in range(restarts):
-        # A random start: at p = 0 every first derivative vanishes (the path is symmetric in time).
-        p = (torch.randn(11, generator=gen) * torch.tensor([8.0, 8, 4, 4, 4, 4, 6, 3, 2, 2, 2])).requires_grad_()
-        opt = torch.optim.Adam([p], lr=0.5)
+    for start in starts:
+        p = start.clone().requires_grad_()
+        opt = torch.optim.Adam([p], lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters)
         for _ in range(iters):
             opt.zero_grad()
-            loss = residual(p)
+            loss = loss_of(p)
             loss.backward()
             opt.step()
             sched.step()
         with torch.no_grad():
-            res = float(residual(p))
-        if best is None or res < best[0]:
-            best = (res, p.detach().clone())
-    up = np.diag([scale, scale, 1.0])
-    mats = path_homographies(best[1], ts, w, h).double().numpy()
-    return np.stack([up @ a @ np.linalg.inv(up) for a in mats]), best[0]
+            final = float(loss_of(p))
+        if best is None or final < best[0]:
+            best = (final, p.detach().clone())
+    return best
 
 
 def blind_tile_centres(w: int, h: int) -> list[tuple[float, float]]:
@@ -292,24 +302,12 @@ def fit_path_to_kernels(kernels, w: int, h: int, scale: float, restarts: int = 1
     values, vectors = torch.linalg.eigh(cov)
     axis = vectors[:, -1] * math.sqrt(12 * float(values[-1])) * per  # a straight streak of L px: L^2 / 12
     gen = torch.Generator().manual_seed(0)
-    best = None
+    starts = []
     for start in range(restarts):
         p = torch.zeros(11)
         p[0:2] = axis * (0.7 + 0.6 * torch.rand(1, generator=gen))
-        p += torch.randn(11, generator=gen) * torch.tensor([4.0, 4, 8, 8, 6, 6, 8, 4, 3, 3, 3]) * (start > 0)
-        p.requires_grad_()
-        opt = torch.optim.Adam([p], lr=1.0)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters)
-        for _ in range(iters):
-            opt.zero_grad()
-            loss = loss_of(p)
-            loss.backward()
-            opt.step()
-            sched.step()
-        with torch.no_grad():
-            final = float(loss_of(p))
-        if best is None or final < best[0]:
-            best = (final, p.detach().clone())
+        starts.append(p + torch.randn(11, generator=gen) * torch.tensor([4.0, 4, 8, 8, 6, 6, 8, 4, 3, 3, 3]) * (start > 0))
+    best = _best_of_starts(loss_of, starts, iters, lr=1.0)
     return path_homographies(best[1], torch.linspace(-0.5, 0.5, 64), w, h).double().numpy()
 
 
