@@ -29,19 +29,22 @@ from pathlib import Path
 
 import numpy as np
 
-#: scripts/make_720p_sets.py's SEED and streak ranges per set prefix (min, max px).
-SEED = 720
+#: scripts/make_720p_sets.py's streak ranges per set prefix (min, max px).
 BLUR = {"small720": (10.0, 25.0), "heldout720": (20.0, 120.0), "checksmall720": (10.0, 25.0), "check720": (20.0, 120.0),
         "freshsmall720": (10.0, 25.0), "fresh720": (20.0, 120.0)}
-#: The seed each set's paths were drawn with (make_720p_sets.py's SEED, CHECK_SEED, FRESH_SEED).
-SEEDS = {"small720": SEED, "heldout720": SEED, "checksmall720": 721, "check720": 721, "freshsmall720": 722, "fresh720": 722}
+NSR = (1e-3, 3e-3, 1e-2, 3e-2)
+LUMA = np.float32([0.299, 0.587, 0.114])
 
 
 def set_seed(name: str) -> int:
-    """The seed the paths of set ``name`` (e.g. ``check720-g1.0``) were drawn with."""
-    return SEEDS[name.rsplit("-g", 1)[0]]
-NSR = (1e-3, 3e-3, 1e-2, 3e-2)
-LUMA = np.float32([0.299, 0.587, 0.114])
+    """The seed the paths of set ``name`` (e.g. ``check720-g1.0``) were drawn with: the script's
+    own SEED, CHECK_SEED or FRESH_SEED by the set's prefix."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import make_720p_sets as sets
+
+    prefix = name.rsplit("-g", 1)[0]
+    return {"small720": sets.SEED, "heldout720": sets.SEED, "checksmall720": sets.CHECK_SEED, "check720": sets.CHECK_SEED,
+            "freshsmall720": sets.FRESH_SEED, "fresh720": sets.FRESH_SEED}[prefix]
 
 
 def held_out_set(data: Path, name: str, frames: int) -> tuple[float, float, float, list[Path]]:

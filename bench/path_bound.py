@@ -246,17 +246,13 @@ def _best_of_starts(loss_of, starts, iters: int, lr: float):
 
 
 def blind_tile_centres(w: int, h: int) -> list[tuple[float, float]]:
-    """(x, y) centres of the tiles ``--model blind`` cuts a w x h frame into (its default layout:
-    half-overlapping tiles of at least ``TILE_SIDE`` px, the last flush with the edge)."""
+    """(x, y) centres of the tiles ``--model blind`` cuts a w x h frame into (its default layout,
+    :meth:`~deblurcli.models.blind.BlindDeconvolution.tile_layout`; frames up to 1536 px are
+    deconvolved at their own size)."""
     from deblurcli.models.blind import BlindDeconvolution
 
-    n = max(1, math.floor(2 * max(h, w) / BlindDeconvolution.TILE_SIDE - 1))
-    side = max(h, w) if n == 1 else math.ceil(2 * max(h, w) / (n + 1))
-
-    def starts(length: int) -> list[int]:
-        return [0] if length <= side else [*range(0, length - side, side // 2), length - side]
-
-    return [((x0 + min(x0 + side, w) - 1) / 2, (y0 + min(y0 + side, h) - 1) / 2) for y0 in starts(h) for x0 in starts(w)]
+    side, origins = BlindDeconvolution().tile_layout(h, w)
+    return [((x0 + min(x0 + side, w) - 1) / 2, (y0 + min(y0 + side, h) - 1) / 2) for y0, x0 in origins]
 
 
 def fit_path_to_kernels(kernels, w: int, h: int, scale: float, restarts: int = 10, iters: int = 300, subframes: int = 48):

@@ -822,6 +822,22 @@ class BlindDeconvolution(nn.Module):
                     break
         return judged
 
+    def tile_layout(self, h: int, w: int) -> tuple[int, list[tuple[int, int]]]:
+        """The side (px) and (row, column) origins of the tiles an h x w image (at the size it is
+        deconvolved at) is cut into: ``tiles`` half-overlapping tiles along the long side, or as
+        many as stay at least :attr:`TILE_SIDE` px; every tile whole, the last one flush with the
+        edge. One tile (the whole image) under 1.5 :attr:`TILE_SIDE`."""
+        # `tiles` half-overlapping tiles along the long side (1: the whole image), each with its own
+        # kernel, blended with pyramid weights: a rotating camera blurs the corners differently.
+        # n half-overlapping tiles of side 2L/(n+1) cover L: the most that stay >= TILE_SIDE.
+        n = self.tiles if self.tiles is not None else max(1, math.floor(2 * max(h, w) / self.TILE_SIDE - 1))
+        side = max(h, w) if n == 1 else math.ceil(2 * max(h, w) / (n + 1))
+
+        def starts(length: int) -> list[int]:
+            return [0] if length <= side else [*range(0, length - side, side // 2), length - side]
+
+        return side, [(y0, x0) for y0 in starts(h) for x0 in starts(w)]
+
     def _one(
         self, img: torch.Tensor, report: Callable[[int, int], None], workers: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -840,16 +856,7 @@ class BlindDeconvolution(nn.Module):
         mid = F.interpolate(lin[None], scale_factor=1 / dscale, mode="area")[0] if dscale > 1 else lin
         mh, mw = mid.shape[-2:]
         scale = max(1.0, max(mh, mw) / self.work_side)
-        # `tiles` half-overlapping tiles along the long side (1: the whole image), each with its own
-        # kernel, blended with pyramid weights: a rotating camera blurs the corners differently.
-        # n half-overlapping tiles of side 2L/(n+1) cover L: the most that stay >= TILE_SIDE.
-        n = self.tiles if self.tiles is not None else max(1, math.floor(2 * max(mh, mw) / self.TILE_SIDE - 1))
-        side = max(mh, mw) if n == 1 else math.ceil(2 * max(mh, mw) / (n + 1))
-
-        def starts(n: int) -> list[int]:  # every tile whole, the last one flush with the edge
-            return [0] if n <= side else [*range(0, n - side, side // 2), n - side]
-
-        origins = [(y0, x0) for y0 in starts(mh) for x0 in starts(mw)]
+        side, origins = self.tile_layout(mh, mw)
         # Tiles run side by side, one compute thread each (see forward), and are summed in their
         # own order: the result does not depend on how many run at once.
         # An image of one tile uses the pool for its agreement check's searches instead (_kernel_for).
