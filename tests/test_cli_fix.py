@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from conftest import textured_rgb
+from deblurcli.blur import score_image
 from deblurcli.cli import app
 from deblurcli.images import Image, read_image, write_image
 from deblurcli.registry import REGISTRY
@@ -58,6 +59,9 @@ def test_fix_real_blur(shared_data: Path, tiny_model: Path, tmp_path: Path) -> N
         inp, outp = Path(r["path"]), Path(r["output"])
         assert outp.parent == tmp_path / "out" and outp.name == inp.name
         a, b = read_image(inp), read_image(outp)
+        # The scores are those of the files (`deblur score` of each says the same), not of the
+        # result before it was encoded (JPEG outputs score lower than the pixels the model made).
+        assert (r["before"], r["after"]) == (round(score_image(a), 4), round(score_image(b), 4))
         assert (a.format, a.pixels.shape, a.pixels.dtype) == (b.format, b.pixels.shape, b.pixels.dtype)
         assert (a.alpha is None) == (b.alpha is None)
         if a.alpha is not None:

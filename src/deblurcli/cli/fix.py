@@ -113,8 +113,8 @@ def fix(
     every frame deblurred, keeping audio (copied), timestamps, rotation, colour tags and metadata;
     the same container where it holds the codec, else .mp4 or .mkv. Existing outputs are skipped
     (use --force to redo them); an input is never written over unless --overwrite. The blur score
-    (variance of the Laplacian of the 8-bit luma; higher is sharper) is shown before -> after (for
-    videos, the median of sampled frames). For camera shake (the same streak across the whole
+    (variance of the Laplacian of the 8-bit luma; higher is sharper) is shown before -> after (of the
+    written file; for videos, the median of sampled frames). For camera shake (the same streak across the whole
     photo), --model blind estimates the streak and undoes it, with no weights. Exit status: 0 all
     done, 1 some files failed (the others are still processed), 2 usage error (bad option, codec or
     model, an -o that cannot be a folder).
@@ -311,13 +311,15 @@ def _deblur_file(d, item, target: Path, progress, tiles, fmt: Optional[str], qua
         raise DeblurError(f"{name}: out of memory; try a smaller --tile (e.g. --tile 512)") from None
     finally:
         progress.update(tiles, visible=False, completed=0)
-    after = score_image(result)
     # Made only now, so that an input that fails to read leaves no empty folder behind.
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # e.g. a file where the input tree has a sub-folder
         raise DeblurError(f"{name}: cannot create folder {target.parent}: {e.strerror or e}") from None
     write_image(target, result, format=fmt, quality=quality)
+    # The score of what was written (JPEG and WebP lose some of the detail the model restored), so
+    # that `deblur score` of the output says the same.
+    after = score_image(read_image(target))
     if compare:
         _write_compare(image, result, target, fmt, quality)
     seconds = time.perf_counter() - t0
