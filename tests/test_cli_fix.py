@@ -60,7 +60,7 @@ def test_fix_real_blur(shared_data: Path, tiny_model: Path, tmp_path: Path) -> N
         assert outp.parent == tmp_path / "out" and outp.name == inp.name
         a, b = read_image(inp), read_image(outp)
         # The scores are those of the files (`deblur score` of each says the same), not of the
-        # result before it was encoded (JPEG outputs score lower than the pixels the model made).
+        # result before it was encoded (a JPEG output's pixels differ from the model's).
         assert (r["before"], r["after"]) == (round(score_image(a), 4), round(score_image(b), 4))
         assert (a.format, a.pixels.shape, a.pixels.dtype) == (b.format, b.pixels.shape, b.pixels.dtype)
         assert (a.alpha is None) == (b.alpha is None)
