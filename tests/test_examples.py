@@ -100,4 +100,6 @@ def test_readme_blind_claim_on_the_example(tmp_path: Path) -> None:
     assert before == float(claim.group(1)) == round(score_image(read_image(example)), 1)
     # The kernel search's L0 thresholds turn a CPU's own FFT rounding into other kernels: README gives
     # the number on each CPU kind measured (Intel Xeon, AMD EPYC); one more kind may need a line there.
+    # The Xeon's 68.6 was measured before `fix` scored the written JPEG (on the EPYC that moved 75.4 to
+    # 77.5, 2.8%); a Xeon run that lands just outside 3% needs README's number re-measured, not a wider band.
     assert any(abs(after - float(c)) < 0.03 * float(c) for c in claim.group(2, 3)), (after, claim.group(2, 3))
