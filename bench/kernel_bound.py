@@ -29,34 +29,36 @@ from pathlib import Path
 
 import numpy as np
 
-#: scripts/make_720p_sets.py's streak ranges per set prefix (min, max px).
-BLUR = {"small720": (10.0, 25.0), "heldout720": (20.0, 120.0), "checksmall720": (10.0, 25.0), "check720": (20.0, 120.0),
-        "freshsmall720": (10.0, 25.0), "fresh720": (20.0, 120.0)}
 NSR = (1e-3, 3e-3, 1e-2, 3e-2)
 LUMA = np.float32([0.299, 0.587, 0.114])
 
 
-def set_seed(name: str) -> int:
-    """The seed the paths of set ``name`` (e.g. ``check720-g1.0``) were drawn with: the script's
-    own SEED, CHECK_SEED or FRESH_SEED by the set's prefix."""
+def _sets() -> dict[str, tuple[int, tuple[float, float]]]:
+    """scripts/make_720p_sets.py's sets by name prefix (e.g. ``check720``): the seed their paths
+    were drawn with and their streak range (min, max px), as the script says them."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     import make_720p_sets as sets
 
-    prefix = name.rsplit("-g", 1)[0]
-    return {"small720": sets.SEED, "heldout720": sets.SEED, "checksmall720": sets.CHECK_SEED, "check720": sets.CHECK_SEED,
-            "freshsmall720": sets.FRESH_SEED, "fresh720": sets.FRESH_SEED}[prefix]
+    return {name: (seed, blur) for large, small, seed in sets.FAMILIES
+            for name, blur in ((large, sets.LARGE_BLUR), (small, sets.SMALL_BLUR))}
+
+
+def set_seed(name: str) -> int:
+    """The seed the paths of set ``name`` (e.g. ``check720-g1.0``) were drawn with."""
+    return _sets()[name.rsplit("-g", 1)[0]][0]
 
 
 def held_out_set(data: Path, name: str, frames: int) -> tuple[float, float, float, list[Path]]:
     """The gamma, streak range (min, max px) and first ``frames`` blurred files of a held-out set
     of ``scripts/make_720p_sets.py`` (the set's name says them); exits with one line if unknown."""
     prefix, gtag = name.rsplit("-g", 1) if "-g" in name else (name, "")
-    if prefix not in BLUR:
-        sys.exit(f"unknown set {name!r}: expected one of {', '.join(f'{p}-gG' for p in BLUR)}")
+    sets = _sets()
+    if prefix not in sets:
+        sys.exit(f"unknown set {name!r}: expected one of {', '.join(f'{p}-gG' for p in sets)}")
     files = sorted((data / name / "blur").glob("*.png"))[:frames]
     if not files:
         sys.exit(f"no frames in {data / name / 'blur'} (run scripts/make_720p_sets.py)")
-    return float(gtag), *BLUR[prefix], files
+    return float(gtag), *sets[prefix][1], files
 
 
 def _kernel_fft(psf: np.ndarray, centre: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:

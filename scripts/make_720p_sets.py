@@ -46,6 +46,15 @@ FRAME = (1280, 720)
 SEED = 720
 CHECK_SEED = 721
 FRESH_SEED = 722
+#: Streak range (min, max px) of the 20-120 px sets and of the 10-25 px ones.
+LARGE_BLUR = (20.0, 120.0)
+SMALL_BLUR = (10.0, 25.0)
+#: Each family of sets: (its 20-120 px set, its 10-25 px set, the seed of their paths).
+HELDOUT = ("heldout720", "small720", SEED)
+CHECK = ("check720", "checksmall720", CHECK_SEED)
+FRESH = ("fresh720", "freshsmall720", FRESH_SEED)
+#: What bench/kernel_bound.py replays the sets' paths from.
+FAMILIES = (HELDOUT, CHECK, FRESH)
 #: The fresh photos follow the first 8 (the check photos of ``--check-photos 8``) in crc32 order.
 FRESH_FROM = 8
 GAMMAS = (1.0, 2.2)
@@ -82,13 +91,13 @@ def main() -> None:
     for p in photos:
         rgb = resize_max_side(read_image(p).pixels, LONG_SIDE).astype(np.float32) / 255.0
         if p.stem in check:
-            write_frames(out, p.stem, rgb, args.frames_per_photo, "check720", "checksmall720", CHECK_SEED, (1.0,))
+            write_frames(out, p.stem, rgb, args.frames_per_photo, *CHECK, (1.0,))
         if p.stem in fresh:
-            write_frames(out, p.stem, rgb, 2, "fresh720", "freshsmall720", FRESH_SEED, GAMMAS)
+            write_frames(out, p.stem, rgb, 2, *FRESH, GAMMAS)
         if p.stem not in held:
             save_png(out / "train1280" / f"{p.stem}.png", rgb)
             continue
-        write_frames(out, p.stem, rgb, args.frames_per_photo, "heldout720", "small720", SEED, GAMMAS)
+        write_frames(out, p.stem, rgb, args.frames_per_photo, *HELDOUT, GAMMAS)
     print(f"train1280: {len(photos) - len(held)} photos; held out: {', '.join(sorted(held))}")
 
 
@@ -105,14 +114,14 @@ def write_frames(out: Path, stem: str, rgb: np.ndarray, frames: int, big: str, s
         name = f"{stem}_{k}"
         for g in gammas:
             rng = np.random.default_rng((seed, zlib.crc32(name.encode())))
-            s = synthesize_from_still(crop, rng, max_blur=120.0, min_blur=20.0, gamma=g)
+            s = synthesize_from_still(crop, rng, min_blur=LARGE_BLUR[0], max_blur=LARGE_BLUR[1], gamma=g)
             d = out / f"{big}-g{g:.1f}"
             save_png(d / "blur" / f"{name}.png", s.blurred)
             save_png(d / "sharp" / f"{name}.png", s.sharp)
             print(f"{d.name}/{name}: streak {s.blur_px:.0f} px, {s.subframes} sub-frames, {s.objects} objects", flush=True)
         if k == (frames - 1) // 2:
             rng = np.random.default_rng((seed, zlib.crc32(name.encode())))
-            s = synthesize_from_still(crop, rng, max_blur=25.0, min_blur=10.0, gamma=1.0)
+            s = synthesize_from_still(crop, rng, min_blur=SMALL_BLUR[0], max_blur=SMALL_BLUR[1], gamma=1.0)
             save_png(out / f"{small}-g1.0" / "blur" / f"{name}.png", s.blurred)
             save_png(out / f"{small}-g1.0" / "sharp" / f"{name}.png", s.sharp)
 
