@@ -115,9 +115,9 @@ def fix(
     (use --force to redo them); an input is never written over unless --overwrite. The blur score
     (variance of the Laplacian of the 8-bit luma; higher is sharper) is shown before -> after (of the
     written file; for videos, the median of sampled frames). For camera shake (the same streak
-    across the whole photo), --model blind estimates the streak and undoes it, with no weights. Exit status: 0 all
-    done, 1 some files failed (the others are still processed), 2 usage error (bad option, codec or
-    model, an -o that cannot be a folder).
+    across the whole photo), --model blind estimates the streak and undoes it, with no weights.
+    Exit status: 0 all done, 1 some files failed (the others are still processed), 2 usage error
+    (bad option, codec or model, an -o that cannot be a folder).
     """
     from rich.progress import TextColumn
 
