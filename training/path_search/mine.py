@@ -13,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from critic import load, load_critic  # noqa: E402
 from pathops import mats_of_params  # noqa: E402
-from search import Scorer, search  # noqa: E402
+from search import Scorer, distinct, search  # noqa: E402
 
 torch.set_num_threads(1)
 net = load_critic(sys.argv[1])
@@ -30,12 +30,7 @@ for f in frames:
     n = int(np.clip(np.ceil(1.5 * f["L"] / 0.8), 16, 48))
     sc = Scorer(net, yl, g)
     seen = search(sc, 4.0, 12, 15, 24)
-    picks = [seen[0][1]]
-    for _, p in seen[1:]:
-        if len(picks) == 4:
-            break
-        if all(np.abs(p - b).max() > 1.0 for b in picks):
-            picks.append(p)
+    picks = distinct(seen, 4)
     ps = np.concatenate([f["params"][:1], np.stack(picks)]).astype(np.float32)
     lat, resid = sc.latents(mats_of_params(torch.from_numpy(ps), h, w, n))
     lat_s = np.clip(lat, 0, 1) ** (1 / g)

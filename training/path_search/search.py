@@ -89,6 +89,18 @@ def search(sc: Scorer, sigma0: float, pop: int, iters: int, n: int, x0=None, see
     return seen
 
 
+def distinct(seen, k: int) -> list:
+    """The ``k`` best-scored paths of ``seen`` (sorted best first) that differ from each other by
+    more than 1 px in some number."""
+    picks = [seen[0][1]]
+    for _, p in seen[1:]:
+        if len(picks) == k:
+            break
+        if all(np.abs(p - b).max() > 1.0 for b in picks):
+            picks.append(p)
+    return picks
+
+
 def main():
     net = load_critic(sys.argv[1])
     set_name = sys.argv[2]
@@ -124,12 +136,7 @@ def main():
             seen.sort(key=lambda t: -t[0])
         else:
             seen = search(sc8, 4.0, 12, int(os.environ.get("ITER8", "30")), 24)
-        best = [seen[0][1]]
-        for _, p in seen[1:]:
-            if len(best) == 3:
-                break
-            if all(np.abs(p - b).max() > 1.0 for b in best):
-                best.append(p)
+        best = distinct(seen, 3)
         fin = []
         for i, b in enumerate(best):
             fin += search(sc4, 1.0, 8, int(os.environ.get("ITER4", "8")), 40, x0=2 * b, seed=2 + i)
