@@ -4,6 +4,10 @@
 CMA-ES over the 11 path numbers at 1/8 size (candidates scored by the critic on their latents), the
 best refined by a short CMA-ES at 1/4; reported: the 1/4-size latent's gain with the found path and
 with the true one (the engine's own homographies, replayed).
+
+Environment: ``SETS`` (``scripts/make_720p_sets.py --out``, default /work/data); ``STARTS=1`` eight
+starts at 1/8 (session 20's held-out table) instead of one from p = 0; ``ITER8``, ``ITER4`` the
+generations at each size; ``RESID_W`` adds the re-blur residual to the critic's score.
 """
 import os
 import sys
