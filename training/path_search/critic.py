@@ -4,9 +4,10 @@ to rank the candidates of one frame (true path, perturbed, rescaled, random).
 
     python critic.py train SECONDS OUT.pt dA.npy [dB.npy ...]
 """
+import os
 import sys
-from pathlib import Path
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -110,31 +111,31 @@ def score_frames(net, frames):
         rs, rg = np.argsort(np.argsort(s)), np.argsort(np.argsort(g))
         rho = np.corrcoef(rs, rg)[0, 1]
         rows.append((rho, g[np.argmax(s)], g.max(), g[0]))
-    a = np.array(rows)
-    return a
+    return np.array(rows)
 
 
-EVERY = int(__import__("os").environ.get("EVERY", "200"))
+EVERY = int(os.environ.get("EVERY", "200"))
 
 
 def main():
-    torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     seconds, out = float(sys.argv[2]), sys.argv[3]
     frames = load(sys.argv[4:])
-    val = load([__import__("os").environ.get("VAL", str(Path(__file__).resolve().parent / "dV.npy"))])
+    val = load([os.environ.get("VAL", str(Path(__file__).resolve().parent / "dV.npy"))])
     print(len(frames), "frames;", len(val), "validation frames", flush=True)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     net = Critic()
     # INIT: continue from a critic; MINED: files of mine.py (hard negatives), half of the 1/8 batches.
-    env = __import__("os").environ
+    env = os.environ
     if env.get("INIT"):
         net = load_critic(env["INIT"]).train()
     mined = load(env["MINED"].split(",")) if env.get("MINED") else []
     opt = torch.optim.AdamW(net.parameters(), lr=float(env.get("LR", "1e-3")), weight_decay=1e-4)
     t0, step, hist = time.time(), 0, []
+    scales = sorted({f["scale"] for f in frames}, reverse=True)  # alternate 1/8, 1/4 (those present)
     while time.time() - t0 < seconds:
-        scale = 4 if step % 2 else 8
+        scale = scales[step % len(scales)]
         src = mined if mined and scale == 8 and step % 4 == 0 else frames
         lat, y, r, g = batch(src, rng, scale, 4 if scale == 4 else 8)
         with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -1,7 +1,7 @@
 """Critic data: blurred frames at 1/4 or 1/8 from training photos, latents deconvolved with the true
 path and with wrong ones, each with its PSNR against the sharp frame (stored values).
 
-    python gen.py SEED SECONDS OUT.npz
+    python gen.py SEED SECONDS OUT.npy
 """
 import glob
 import os
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pathops import SCALE_VEC, latent_sparse, mats_of_params, random_params, scaled_to, sparse_warp  # noqa: E402
+from pathops import SCALE_VEC, latent_sparse, mats_of_params, psnr_within, random_params, scaled_to, sparse_warp, subframes  # noqa: E402
 
 from deblurcli.images import read_image, resize_max_side  # noqa: E402
 
@@ -63,20 +63,17 @@ while time.time() - t0 < seconds:
     for _ in range(2):
         cands.append(scaled_to(random_params(rng), L * rng.uniform(0.6, 1.4), h, w))
     ps = torch.tensor(np.stack(cands), dtype=torch.float32)
-    n = int(np.clip(np.ceil(1.5 * L / 0.8), 16, 48))
-    A_true = sparse_warp(mats_of_params(ps[:1], h, w, n), h, w)
-    yl = (A_true @ x.numpy().ravel()).reshape(h, w)
+    A = sparse_warp(mats_of_params(ps, h, w, subframes(L)), h, w)
+    yl = (A[: h * w, : h * w] @ x.numpy().ravel()).reshape(h, w)  # the true path's block
     ys = np.round(np.clip(yl, 0, 1) ** (1 / gamma) * 255) / 255  # stored, 8-bit
     yl = (ys**gamma).astype(np.float32)
-    A = sparse_warp(mats_of_params(ps, h, w, n), h, w)
     lat = latent_sparse(yl, A, len(ps), lam=2e-3)
     resid = (A @ lat.ravel()).reshape(len(ps), h, w) - yl[None]
     lat_s = np.clip(lat, 0, 1) ** (1 / gamma)
     xs = x.numpy().clip(0, 1) ** (1 / gamma)
     m = max(3, int(L / 2))
-    mse = ((lat_s - xs[None])[:, m:-m, m:-m] ** 2).reshape(len(ps), -1).mean(1)
-    ps_ = -10 * np.log10(mse + 1e-12)
-    base = -10 * np.log10(((ys - xs)[m:-m, m:-m] ** 2).mean() + 1e-12)
+    ps_ = psnr_within(lat_s, xs, m)
+    base = float(psnr_within(ys, xs, m))
     frames.append(dict(photo=f.split("/")[-1], scale=scale, gamma=gamma, L=L, params=ps.numpy(), psnr=ps_, base=base,
                        y=ys.astype(np.float16), x=xs.astype(np.float16), lat=lat_s.astype(np.float16), resid=resid.astype(np.float16)))
     print(f"{len(frames)} {f.split('/')[-1][:20]} s{scale} g{gamma} L{L:.0f} base {base:.1f} "

@@ -4,15 +4,15 @@ the paths it prefers, with their latents' true PSNR.
     python mine.py CRITIC.pt SECONDS OUT.npy START STEP data.npy [...]
 """
 import sys
-from pathlib import Path
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from critic import load, load_critic  # noqa: E402
-from pathops import mats_of_params  # noqa: E402
+from pathops import mats_of_params, psnr_within, subframes  # noqa: E402
 from search import Scorer, distinct, search  # noqa: E402
 
 torch.set_num_threads(1)
@@ -27,15 +27,14 @@ for f in frames:
     yl = f["y"].astype(np.float32) ** g
     xs = f["x"].astype(np.float32)
     h, w = yl.shape
-    n = int(np.clip(np.ceil(1.5 * f["L"] / 0.8), 16, 48))
     sc = Scorer(net, yl, g)
     seen = search(sc, 4.0, 12, 15, 24)
     picks = distinct(seen, 4)
     ps = np.concatenate([f["params"][:1], np.stack(picks)]).astype(np.float32)
-    lat, resid = sc.latents(mats_of_params(torch.from_numpy(ps), h, w, n))
+    lat, resid = sc.latents(mats_of_params(torch.from_numpy(ps), h, w, subframes(f["L"])))
     lat_s = np.clip(lat, 0, 1) ** (1 / g)
     m = max(3, int(f["L"] / 2))
-    psnr = -10 * np.log10(((lat_s - xs[None])[:, m:-m, m:-m] ** 2).reshape(len(ps), -1).mean(1) + 1e-12)
+    psnr = psnr_within(lat_s, xs, m)
     res.append(dict(photo=f["photo"], scale=8, gamma=g, L=f["L"], params=ps, psnr=psnr, base=f["base"], y=f["y"], x=f["x"],
                     lat=lat_s.astype(np.float16), resid=resid.astype(np.float16)))
     print(f"{len(res)} L{f['L']:.0f} true {psnr[0] - f['base']:+.1f}, found {np.round(psnr[1:] - f['base'], 1).tolist()} "

@@ -14,6 +14,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from path_bound import path_homographies  # noqa: E402
 
+from deblurcli.pairs.stills import _grid, _streaks  # noqa: E402
+
 SCALE_VEC = torch.tensor([1.0, 1, 0.6, 0.6, 0.8, 0.8, 0.35, 0.2, 0.25, 0.15, 0.15])
 
 
@@ -37,12 +39,9 @@ def random_params(rng: np.random.Generator) -> np.ndarray:
 
 
 def longest_streak(p: np.ndarray, h: int, w: int, n: int = 17) -> float:
+    """The path's longest streak over the frame, px, measured as the stills engine measures it."""
     mats = path_homographies(torch.tensor(p, dtype=torch.float32), torch.linspace(-0.5, 0.5, n), w, h).double().numpy()
-    gx, gy = np.meshgrid(np.linspace(0, w - 1, 9), np.linspace(0, h - 1, 9))
-    pts = np.stack([gx.ravel(), gy.ravel(), np.ones(81)], 1)
-    q = np.einsum("nij,pj->npi", mats, pts)
-    xy = q[..., :2] / q[..., 2:3]
-    return float(np.linalg.norm(np.diff(xy, axis=0), axis=2).sum(0).max())
+    return float(_streaks(mats, _grid(0, 0, w - 1, h - 1)).max())
 
 
 def scaled_to(p: np.ndarray, target: float, h: int, w: int) -> np.ndarray:
@@ -54,9 +53,20 @@ def scaled_to(p: np.ndarray, target: float, h: int, w: int) -> np.ndarray:
     return p
 
 
+def subframes(streak: float) -> int:
+    """Sub-frames to average for a longest streak of ``streak`` px: steps under 0.8 px (with 1.5x
+    margin for curvature), 16-48."""
+    return int(np.clip(np.ceil(1.5 * streak / 0.8), 16, 48))
 
 
-def sparse_warp(mats: torch.Tensor, h: int, w: int, dedupe: bool = True) -> sp.csr_matrix:
+def psnr_within(a: np.ndarray, ref: np.ndarray, m: int) -> np.ndarray:
+    """PSNR (dB) of ``a`` (..., h, w) against ``ref`` (h, w), leaving out an ``m`` px border (where
+    a long streak brings in what is outside the frame)."""
+    d = (a - ref)[..., m:-m, m:-m]
+    return -10 * np.log10((d**2).reshape(*a.shape[:-2], -1).mean(-1) + 1e-12)
+
+
+def sparse_warp(mats: torch.Tensor, h: int, w: int) -> sp.csr_matrix:
     """mats (C,N,3,3) -> CSR (C*h*w, C*h*w): A x = mean over sub-frames of bilinear samples of x."""
     C, N = mats.shape[:2]
     gy, gx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
@@ -79,8 +89,7 @@ def sparse_warp(mats: torch.Tensor, h: int, w: int, dedupe: bool = True) -> sp.c
     vals = np.ascontiguousarray(vals.transpose(0, 2, 1, 3)).ravel()
     indptr = np.arange(C * h * w + 1, dtype=np.int64) * (4 * N)
     A = sp.csr_matrix((vals, cols, indptr), shape=(C * h * w, C * h * w))
-    if dedupe:
-        A.sum_duplicates()
+    A.sum_duplicates()  # per row (short rows): halves the entries a matvec visits
     return A
 
 

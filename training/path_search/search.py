@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from critic import load_critic  # noqa: E402
 from kernel_bound import held_out_set, set_seed  # noqa: E402
-from pathops import SCALE_VEC, latent_sparse, mats_of_params, sparse_warp  # noqa: E402
+from pathops import SCALE_VEC, latent_sparse, mats_of_params, psnr_within, sparse_warp  # noqa: E402
 
 from deblurcli.images import read_image  # noqa: E402
 from deblurcli.pairs import synthesize_from_still  # noqa: E402
@@ -74,10 +74,11 @@ class Scorer:
 
 
 def gain(lat: np.ndarray, xl: np.ndarray, yl: np.ndarray, gamma: float, m: int) -> np.ndarray:
-    def p(a):
-        d = (np.clip(a, 0, 1) ** (1 / gamma) - np.clip(xl, 0, 1) ** (1 / gamma))[..., m:-m, m:-m]
-        return -10 * np.log10((d**2).reshape(*a.shape[:-2], -1).mean(-1) + 1e-12)
-    return p(lat) - p(yl)
+    """PSNR gain (dB, stored values) of a linear latent over the linear blurred frame ``yl``."""
+    def stored(a):
+        return np.clip(a, 0, 1) ** (1 / gamma)
+    ref = stored(xl)
+    return psnr_within(stored(lat), ref, m) - psnr_within(stored(yl), ref, m)
 
 
 def search(sc: Scorer, sigma0: float, pop: int, iters: int, n: int, x0=None, seed: int = 1):
