@@ -342,27 +342,15 @@ def evaluate(net_path: str, set_name: str, want: set[str]) -> None:
     """Per held-out frame: the 1/4-size latent's gain with the true path, the predicted one, and the
     prediction refined by a short CMA-ES scored by the session-20 critic (env CRITIC, REFINE)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-    from kernel_bound import held_out_set, set_seed
-    from search import Scorer, conj, gain, search, small_luma
-
-    from deblurcli.pairs import synthesize_from_still
-
     from critic import load_critic
+    from search import Scorer, conj, gain, held_out_frames, search, small_luma
+
     net = load_net(net_path)
     critic = load_critic(os.environ.get("CRITIC", str(Path(__file__).resolve().parent / "critic-s20.safetensors")))
     refine = int(os.environ.get("REFINE", "0"))
-    gamma, min_blur, max_blur, files = held_out_set(Path(os.environ.get("SETS", "/work/data")), set_name, 100)
     rows = []
-    for path in files:
-        name = path.stem
-        if want and name not in want:
-            continue
+    for name, yst, xst, rep, gamma in held_out_frames(set_name, want):
         t0 = time.time()
-        yst = read_image(path).pixels.astype(np.float32) / 255
-        xst = read_image(path.parent.parent / "sharp" / path.name).pixels.astype(np.float32) / 255
-        H, W = yst.shape[:2]
-        rep = synthesize_from_still(np.zeros((H, W, 3), np.float32), np.random.default_rng((set_seed(set_name), zlib.crc32(name.encode()))),
-                                    max_blur=max_blur, min_blur=min_blur, gamma=1.0)
         y4, x4 = small_luma(yst, gamma, 4), small_luma(xst, gamma, 4)
         m4 = max(3, int(rep.blur_px / 8))
         sc = Scorer(critic, y4, gamma)

@@ -106,21 +106,27 @@ def distinct(seen, k: int) -> list:
     return picks
 
 
-def main():
-    net = load_critic(sys.argv[1])
-    set_name = sys.argv[2]
+def held_out_frames(set_name: str, want: set[str]):
+    """Yield (name, blurred, sharp, replayed sample, gamma) for the frames of a held-out set (all,
+    or those named in ``want``): stored RGB in [0,1], the sample's ``camera`` the true path."""
     gamma, min_blur, max_blur, files = held_out_set(Path(os.environ.get("SETS", "/work/data")), set_name, 100)
-    want = set(sys.argv[3:])
     for path in files:
         name = path.stem
         if want and name not in want:
             continue
-        t0 = time.time()
         yst = read_image(path).pixels.astype(np.float32) / 255
         xst = read_image(path.parent.parent / "sharp" / path.name).pixels.astype(np.float32) / 255
         H, W = yst.shape[:2]
         rep = synthesize_from_still(np.zeros((H, W, 3), np.float32), np.random.default_rng((set_seed(set_name), zlib.crc32(name.encode()))),
                                     max_blur=max_blur, min_blur=min_blur, gamma=1.0)
+        yield name, yst, xst, rep, gamma
+
+
+def main():
+    net = load_critic(sys.argv[1])
+    set_name = sys.argv[2]
+    for name, yst, xst, rep, gamma in held_out_frames(set_name, set(sys.argv[3:])):
+        t0 = time.time()
         y8, y4, x4 = small_luma(yst, gamma, 8), small_luma(yst, gamma, 4), small_luma(xst, gamma, 4)
         m4 = max(3, int(rep.blur_px / 8))
         sc8, sc4 = Scorer(net, y8, gamma), Scorer(net, y4, gamma)
