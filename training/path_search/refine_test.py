@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import regress as R  # noqa: E402
 from critic import load_critic  # noqa: E402
-from pathops import SCALE_VEC, mats_of_params, psnr_within, random_params, scaled_to, sparse_warp  # noqa: E402
+from pathops import SCALE_VEC, mats_of_params, psnr_within, sparse_warp  # noqa: E402
 from search import Scorer, search  # noqa: E402
 
 torch.set_num_threads(1)
@@ -27,11 +27,7 @@ pool = R.load_pool(R.photo_files(R.data_dir(), validation=True))
 t0 = time.time()
 rows = []
 for _ in range(int(sys.argv[2])):
-    im = pool[rng.integers(len(pool))]
-    y0, x0 = rng.integers(im.shape[1] - 180 + 1), rng.integers(im.shape[2] - 320 + 1)
-    x = im[:, y0:y0+180, x0:x0+320].mean(0).numpy()
-    L = rng.uniform(20, 120) / 4
-    p = scaled_to(random_params(rng), L, 180, 320)
+    x, L, p = R.random_frame(pool, rng)
     A = sparse_warp(mats_of_params(torch.tensor(p[None], dtype=torch.float32), 180, 320, 40), 180, 320)
     y = (np.round(np.clip((A @ x.ravel()).reshape(180, 320), 0, 1) * 255) / 255).astype(np.float32)
     m = max(3, int(L / 2))

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pathops import SCALE_VEC, latent_sparse, mats_of_params, psnr_within, random_params, scaled_to, sparse_warp  # noqa: E402
 
+from deblurcli.blur import LAPLACIAN_KERNEL  # noqa: E402
 from deblurcli.images import read_image  # noqa: E402
 
 H4, W4 = 180, 320
@@ -51,22 +52,33 @@ _gy, _gx = torch.meshgrid(torch.linspace(8, H4 - 9, 3), torch.linspace(8, W4 - 9
 _PTS = torch.stack([_gx.flatten(), _gy.flatten(), torch.ones(15)], 0)  # (3, 15)
 
 
+def _project(mats: torch.Tensor) -> torch.Tensor:
+    """(..., N, 3, 3) homographies -> (..., N, 15, 2): where they take the 15 grid points."""
+    q = mats @ _PTS
+    return q[..., :2, :].transpose(-1, -2) / q[..., 2:3, :].transpose(-1, -2)
+
+
 def trajectories(p: torch.Tensor) -> torch.Tensor:
     """(B,11) -> (B,9,15,2): where 15 grid points of the sharp frame are at 9 times."""
-    q = mats_of_params(p, H4, W4, 9) @ _PTS
-    return q[..., :2, :].transpose(-1, -2) / q[..., 2:3, :].transpose(-1, -2)
+    return _project(mats_of_params(p, H4, W4, 9))
 
 
 EVEN = torch.tensor([1.0, 1, -1, -1, 1, 1, 1, -1, 1, 1, 1])  # negates the t^2 terms: p -> -(reversed p)
 
 
+def variants(p, mirror: bool) -> list:
+    """The paths that blur as ``p`` does: ``p`` reversed in time (and with ``mirror`` both with the
+    t^2 terms negated: every kernel turned by 180 degrees, to first order, which a kernel's
+    autocorrelation cannot tell apart). Tensors or arrays."""
+    flips = [REVERSE, EVEN, EVEN * REVERSE] if mirror else [REVERSE]
+    return [p] + [p * (f if isinstance(p, torch.Tensor) else f.numpy()) for f in flips]
+
+
 def traj_loss(pred: torch.Tensor, true: torch.Tensor, mirror: bool = False) -> torch.Tensor:
-    """Per frame: mean px distance of the trajectories, the smallest over the two time directions
-    (and with ``mirror`` over the paths with the t^2 terms negated too: every kernel turned by
-    180 degrees, to first order, which a kernel's autocorrelation cannot tell apart)."""
+    """Per frame: mean px distance of the trajectories, the smallest over the ``variants`` of the
+    true path."""
     a = trajectories(pred)
-    variants = [true, true * REVERSE] + ([true * EVEN, true * EVEN * REVERSE] if mirror else [])
-    return torch.stack([(a - trajectories(v)).norm(dim=-1).mean((1, 2)) for v in variants]).min(0).values
+    return torch.stack([(a - trajectories(v)).norm(dim=-1).mean((1, 2)) for v in variants(true, mirror)]).min(0).values
 
 
 def photo_files(data: Path, validation: bool = False) -> list[str]:
@@ -137,9 +149,13 @@ def make_batch(pool: list[torch.Tensor], rng: np.random.Generator, n: int):
 def features(y: torch.Tensor) -> torch.Tensor:
     """Stored luma (B,1,h,w) -> network input: the luma less its mean, and its Laplacian (the
     paper's 4th channel, x10: blur lives in the gradients, ~100x smaller than the values)."""
-    k = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3)
-    lap = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), k)
-    return torch.cat([y - y.mean((2, 3), keepdim=True), 10 * lap], 1)
+    return torch.cat([y - y.mean((2, 3), keepdim=True), 10 * _laplacian(y)], 1)
+
+
+def _laplacian(y: torch.Tensor) -> torch.Tensor:
+    """(B,1,h,w) luma -> its 4-neighbour Laplacian (the project's kernel), borders replicated."""
+    k = torch.tensor(LAPLACIAN_KERNEL, dtype=torch.float32).view(1, 1, 3, 3)
+    return F.conv2d(F.pad(y.float(), (1, 1, 1, 1), mode="replicate"), k)
 
 
 class PathNet(nn.Module):
@@ -212,8 +228,7 @@ def tile_autocorr(y: torch.Tensor, tile: int = 96, reach: int = 32) -> torch.Ten
     Laplacian in 3x6 windowed tiles of ``tile`` px, each divided by its value at zero offset. For a
     blurred picture whose Laplacian is roughly white, it is the local kernel's autocorrelation: the
     streak's length and direction, whichever way the camera went."""
-    k = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3)
-    lap = F.conv2d(F.pad(y.float(), (1, 1, 1, 1), mode="replicate"), k)[:, 0]
+    lap = _laplacian(y)[:, 0]
     win = torch.hann_window(tile, periodic=False)
     win = win[:, None] * win[None, :]
     tiles = [lap[:, int(r) : int(r) + tile, int(c) : int(c) + tile]
@@ -277,6 +292,10 @@ def train(seconds: float, out: str) -> None:
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     print(f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters", flush=True)
+    def save() -> None:  # written whole, then renamed: a run stopped mid-save keeps the last one
+        torch.save({**net.state_dict(), "kind": kind}, out + ".tmp")
+        os.replace(out + ".tmp", out)
+
     t0, step, last, hist = time.time(), 0, 0.0, []
     while (el := time.time() - t0) < seconds:
         for gr in opt.param_groups:  # cosine decay over the time budget, after a short warm-up
@@ -301,10 +320,8 @@ def train(seconds: float, out: str) -> None:
             print(f"step {step} [{el:.0f} s] {len(pool.loaded)} chunks, train {np.mean(hist[-100:]):.3f} px | "
                   f"validation {vl.mean():.3f} px "
                   f"(median {vl.median():.3f}; no motion {zero.mean():.3f})", flush=True)
-            torch.save({**net.state_dict(), "kind": kind}, out + ".tmp")
-            os.replace(out + ".tmp", out)
-    torch.save({**net.state_dict(), "kind": kind}, out + ".tmp")
-    os.replace(out + ".tmp", out)
+            save()
+    save()
     print(f"done: {step} steps of {batch}", flush=True)
 
 
@@ -330,11 +347,9 @@ def predict(net: nn.Module, stored: np.ndarray, flip: bool = True) -> np.ndarray
         q = net(y.flip(-1))[0].float()
     # Mirroring x: x-translation terms and the x-perspective change sign, and so does rotation.
     q = q * torch.tensor([-1.0, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1])
-    # Average with the variant of q (time reversed; t^2 terms negated for the autocorrelation
-    # network, which cannot tell them) nearest to p.
-    variants = [q, q * REVERSE] + ([q * EVEN, q * EVEN * REVERSE] if getattr(net, "kind", "cnn") == "auto" else [])
+    # Average with the variant of q nearest to p.
     tp = trajectories(p[None])
-    q = min(variants, key=lambda v: float((tp - trajectories(v[None])).norm(dim=-1).mean()))
+    q = min(variants(q, net.kind == "auto"), key=lambda v: float((tp - trajectories(v[None])).norm(dim=-1).mean()))
     return ((p + q) / 2).numpy()
 
 
@@ -354,22 +369,20 @@ def evaluate(net_path: str, set_name: str, want: set[str]) -> None:
         y4, x4 = small_luma(yst, gamma, 4), small_luma(xst, gamma, 4)
         m4 = max(3, int(rep.blur_px / 8))
         sc = Scorer(critic, y4, gamma)
-        s_true, lat = sc.score_mats(torch.from_numpy(conj(rep.camera, 4))[None])
+        mats4 = torch.from_numpy(conj(rep.camera, 4))  # the true path at 1/4, at the set's sub-frames
+        s_true, lat = sc.score_mats(mats4[None])
         g_true = float(gain(lat[0], x4, y4, gamma, m4))
         p = predict(net, yst)
         # The autocorrelation network cannot tell a path from the one with its t^2 terms negated:
         # the critic picks (both reported).
-        cands = [p, p * EVEN.numpy()] if net.kind == "auto" else [p]
+        cands = [p, p * EVEN.numpy()] if net.kind == "auto" else [p]  # (time reversal blurs the same)
         s_pred, lat = sc.score_params(np.stack(cands), N_SUB)
         g = [float(gain(lat[i], x4, y4, gamma, m4)) for i in range(len(cands))]
         # How far the predicted trajectories are from the true ones (px at 1/4, the grid of the loss,
         # at the set's own sub-frame times; the nearest variant).
-        mats4 = torch.from_numpy(conj(rep.camera, 4)).float()
-        q = mats4 @ _PTS
-        true_tr = q[:, :2].transpose(-1, -2) / q[:, 2:3].transpose(-1, -2)
-        vs = [v for c in cands for v in (c, c * REVERSE.numpy())]
-        err = min(float(((lambda q: q[:, :2].transpose(-1, -2) / q[:, 2:3].transpose(-1, -2))(
-            mats_of_params(torch.tensor(v)[None], H4, W4, len(mats4))[0] @ _PTS) - true_tr).norm(dim=-1).mean()) for v in vs)
+        true_tr = _project(mats4.float())
+        err = min(float((_project(mats_of_params(torch.tensor(v)[None], H4, W4, len(mats4))[0]) - true_tr).norm(dim=-1).mean())
+                  for v in variants(p, net.kind == "auto"))
         pick = int(np.argmax(s_pred))
         p = cands[pick]
         row = [g_true, g[pick], max(g)]
@@ -387,6 +400,15 @@ def evaluate(net_path: str, set_name: str, want: set[str]) -> None:
     print(f"mean over {len(rows)} (true / predicted, the critic's pick / the better candidate / refined): {means}", flush=True)
 
 
+def random_frame(pool: list[torch.Tensor], rng: np.random.Generator) -> tuple[np.ndarray, float, np.ndarray]:
+    """A sharp luma crop (H4,W4) of the pool, a longest streak L (20-120 px at full size, in px at
+    1/4) and a random path of that streak at 1/4 size."""
+    im = pool[rng.integers(len(pool))]
+    y0, x0 = rng.integers(im.shape[1] - H4 + 1), rng.integers(im.shape[2] - W4 + 1)
+    L = rng.uniform(20, 120) / 4
+    return im[:, y0 : y0 + H4, x0 : x0 + W4].mean(0).numpy(), L, scaled_to(random_params(rng), L, H4, W4)
+
+
 def precision(frames: int) -> None:
     """What a predicted path's error costs: validation crops (γ 1.0) blurred along a random path,
     deconvolved at 1/4 with it and with 12 perturbations of it (5 sizes, as gen.py's), the latents'
@@ -395,11 +417,7 @@ def precision(frames: int) -> None:
     pool = load_pool(photo_files(data_dir(), validation=True))
     rows = []
     for _ in range(frames):
-        im = pool[rng.integers(len(pool))]
-        y0, x0 = rng.integers(im.shape[1] - H4 + 1), rng.integers(im.shape[2] - W4 + 1)
-        x = im[:, y0 : y0 + H4, x0 : x0 + W4].mean(0).numpy()
-        L = rng.uniform(20, 120) / 4
-        p = scaled_to(random_params(rng), L, H4, W4)
+        x, L, p = random_frame(pool, rng)
         cands = [p] + [p + sig * L * rng.normal(size=11) * SCALE_VEC.numpy() for sig in (0.02, 0.05, 0.1, 0.2, 0.3, 0.5) for _ in range(2)]
         ps = torch.tensor(np.stack(cands), dtype=torch.float32)
         A = sparse_warp(mats_of_params(ps, H4, W4, N_SUB), H4, W4)
