@@ -6,15 +6,19 @@
 Measured in the same run, per streak length (``--max-blur``, px at crop size):
 
 - **loader**: crops/s of one process making training crops from photos as a loader worker does
-  (``TrainDataset.sample``: crop, stills-engine blur at γ 1.0 or 2.2, highlights, flips) with one
-  OpenCV thread;
+  with ``--blur-on loader`` (``TrainDataset.sample``: crop, stills-engine blur at γ 1.0 or 2.2,
+  highlights, flips), one OpenCV thread;
+- **draw**: the same process with ``--blur-on device``, where it only draws the samples
+  (``TrainDataset.draw``: every random choice and matrix, no warps) and collates them;
 - **step**: crops/s of the training step alone (``train_step`` of the trainer, on batches already on
   the device; bf16 where ``--precision auto`` picks it), the most the trainer could take;
-- **ratio** step / loader: the loader processes one trainer needs (``WORKERS`` of
-  ``scripts/train_c2f.sh``). Above the machine's free cores, training is bound by the stills engine
-  and a faster device buys nothing until the blur is made elsewhere (on the device itself).
+- **render**: crops/s of ``render_batch`` on the step's device (the warps of ``--blur-on device``);
+- **workers needed**: step / loader and step / draw, the loader processes one trainer needs
+  (``WORKERS`` of ``scripts/train_c2f.sh``) with each setting; above the machine's free cores the
+  trainer waits on its loader. With ``--blur-on device`` the device also renders: it then trains at
+  most 1 / (1/step + 1/render) crops/s (**device-bound**).
 
-Timings on a shared machine move: compare the ratio, not the absolute rates. Needs photos
+Timings on a shared machine move: compare the ratios, not the absolute rates. Needs photos
 (default ``../shared/data/sharp/debian-photos``).
 """
 
@@ -25,6 +29,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS = ROOT.parent / "shared" / "data" / "sharp" / "debian-photos"
@@ -32,17 +37,41 @@ DEFAULT_PHOTOS = ROOT.parent / "shared" / "data" / "sharp" / "debian-photos"
 C2F_HPARAMS = {"width": 16, "levels": 4, "blocks": 1, "middle_blocks": 2, "scales": 3, "whiten": True}
 
 
-def loader_rate(dataset, seconds: float) -> float:
-    """Crops/s of ``dataset.sample`` in this process over about ``seconds``."""
-    dataset.sample(0)  # first call imports the engine
+def rate(make, count: int, seconds: float) -> float:
+    """Calls/s of ``make(i)`` (i = 0, 1, ... modulo ``count``) in this process over about ``seconds``."""
+    make(0)  # the first call imports the engine
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        dataset.sample(n % len(dataset))
+        make(n % count)
         n += 1
     return n / (time.perf_counter() - t0)
 
 
-def step_rate(cfg, dataset, seconds: float) -> tuple[float, str, str]:
+def draw_batch(dataset, i: int, batch: int):
+    """Batch ``i`` of ``batch`` samples as a loader worker makes it with ``--blur-on device``."""
+    from deblurcli.data import collate_drawn
+
+    return collate_drawn([dataset.draw((i * batch + k) % len(dataset)) for k in range(batch)])
+
+
+def render_rate(dataset, device, batch: int, seconds: float) -> float:
+    """Crops/s of ``render_batch`` on ``device`` over batches drawn beforehand."""
+    import torch
+
+    from deblurcli.data import render_batch
+
+
+    batches = [draw_batch(dataset, i, batch) for i in range(4)]
+
+    def one(i: int) -> None:
+        render_batch(batches[i], device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return rate(one, len(batches), seconds) * batch
+
+
+def step_rate(cfg, dataset, seconds: float) -> tuple[float, Any, str]:
     """Crops/s of the trainer's step on one fixed batch; returns (rate, device, precision)."""
     import torch
 
@@ -70,7 +99,7 @@ def step_rate(cfg, dataset, seconds: float) -> tuple[float, str, str]:
     while time.perf_counter() - t0 < seconds:
         run(1 if device.type == "cpu" else 10)
         n += 1 if device.type == "cpu" else 10
-    return n * cfg.batch_size / (time.perf_counter() - t0), str(device), precision
+    return n * cfg.batch_size / (time.perf_counter() - t0), device, precision
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,21 +125,25 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)  # a loader worker's share of the machine: one core
     items = [it for s in open_sources([args.photos]) for it in s.train]
     print(f"{len(items)} photos from {args.photos}; crop {args.crop}, batch {args.batch}; {os.cpu_count()} cores")
-    print(f"{'max blur':>8} | {'loader crops/s':>14} | {'step crops/s':>12} | loader processes needed")
+    head = ("max blur", "loader", "draw", "step", "render", "workers needed: loader / device", "device-bound")
+    print(" | ".join(head) + "   (crops/s, but the workers)")
     for max_blur in args.max_blur:
         dataset = TrainDataset(items, crop=args.crop, max_blur=max_blur, gamma_set=(1.0, 2.2), highlights=0.5)
         dataset.preload()
         cfg = TrainConfig(data=[str(args.photos)], out="", arch="c2f", hparams=dict(C2F_HPARAMS), gan=False,
                           content="l1fft", lr=2e-4, clip_grad=10.0, batch_size=args.batch, crop=args.crop,
                           device=args.device, threads=args.threads)
-        fed = loader_rate(dataset, args.seconds)
+        fed = rate(dataset.sample, len(dataset), args.seconds)
+        drawn = rate(lambda i, d=dataset: draw_batch(d, i, args.batch), len(dataset), args.seconds) * args.batch
         try:
             taken, device, precision = step_rate(cfg, dataset, args.seconds)
         except DeblurError as e:  # e.g. --device cuda without a GPU
             print(f"error: {e}", file=sys.stderr)
             return 2
-        print(f"{max_blur:>8.0f} | {fed:>14.1f} | {taken:>12.1f} | {taken / fed:.2f} (step on {device}, {precision})",
-              flush=True)
+        rendered = render_rate(dataset, device, args.batch, args.seconds)
+        bound = 1.0 / (1.0 / taken + 1.0 / rendered)
+        print(f"{max_blur:>8.0f} | {fed:>6.1f} | {drawn:>5.1f} | {taken:>5.1f} | {rendered:>6.1f} | "
+              f"{taken / fed:>6.2f} / {taken / drawn:.2f} | {bound:.1f}   (on {device}, {precision})", flush=True)
     return 0
 
 

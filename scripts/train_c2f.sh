@@ -35,7 +35,8 @@ DATA=${DATA:-../shared/data}
 OUT=${OUT:-runs/c2f}
 STEPS=${STEPS:-20000}
 THREADS=${THREADS:-1}
-# On a GPU machine: DEVICE=cuda BATCH=16 WORKERS=12 (the stills engine runs in the loader workers).
+# On a GPU machine: DEVICE=cuda BATCH=16 WORKERS=12 (the loader workers draw each crop's blur and the
+# GPU renders it: deblur train --blur-on auto; bench/loader.py says how many workers keep it fed).
 DEVICE=${DEVICE:-auto}
 BATCH=${BATCH:-4}
 CROP=${CROP:-256}

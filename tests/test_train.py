@@ -146,6 +146,24 @@ def _env() -> dict[str, str]:
     return env
 
 
+def test_blur_rendered_in_the_training_process(tmp_path: Path) -> None:
+    """``blur_on="device"``: the loader workers only draw the photo crops' blur, the training
+    process renders it (on a GPU in practice; the same code on the CPU here) and trains on it."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(photos / f"p{i}.png"), textured_rgb(64, 64, seed=i)[..., ::-1])
+    events: list[TrainEvent] = []
+    out = tmp_path / "run"
+    train(_cfg(photos, out, steps=3, gan=False, blur_on="device", workers=1, save_every=0, max_blur=12), events.append)
+    assert events[0].info["blur_on"] == "device"
+    rows = _train_rows(out)
+    assert sorted(rows) == [1, 2, 3] and all(r["g_content"] > 0 for r in rows.values())
+    events.clear()
+    train(_cfg(photos, tmp_path / "run2", steps=1, gan=False, save_every=0, max_blur=12), events.append)
+    assert events[0].info["blur_on"] == "loader"  # auto on a CPU
+
+
 def test_cli_sigkill_then_resume(pairs_dir: Path, straight: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "deblurcli", "train", "--data", str(pairs_dir), "--out", str(out),
@@ -266,6 +284,8 @@ def test_cli_refuses_before_starting(pairs_dir: Path, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "no such folder" in r.output
     r = runner.invoke(app, [*base, "--hparam", "ngf"])
     assert r.exit_code == 2
+    r = runner.invoke(app, [*base, "--blur-on", "gpu"])
+    assert r.exit_code == 2 and "unknown --blur-on 'gpu'" in r.output, r.output
     for bad in ("2.2-1.0", "x", "-1", "0", "1.0,x", "1.0,0", "1.0,inf", "1.0-2.2,3"):
         r = runner.invoke(app, [*base, "--gamma", bad])
         assert r.exit_code == 2 and "--gamma" in r.output, (bad, r.output)

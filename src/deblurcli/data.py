@@ -16,6 +16,13 @@ a photo source are synthesized once with a fixed seed, so the numbers compare ac
 Randomness: a sample's crop, flips and synthetic blur come from ``numpy.random.default_rng((seed,
 epoch, index))``, so they do not depend on the number of loader workers or processes, and a resumed
 run sees the very samples it would have seen.
+
+Where the synthetic blur is rendered: by default in the loader workers (the stills engine's OpenCV
+warps, :meth:`TrainDataset.sample`). A GPU's training step takes far more crops per second than a
+CPU core renders (``bench/loader.py``), so with ``TrainDataset(plans=True)`` the workers only draw
+each sample (:meth:`TrainDataset.draw`: its crop, the engine's :class:`~deblurcli.pairs.StillPlan`,
+its flips) and the training process renders the batch on its device (:func:`render_batch`, with
+``grid_sample``; the same images to ~0.02 of an 8-bit level).
 """
 
 from __future__ import annotations
@@ -23,13 +30,13 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from deblurcli.errors import DatasetError
 from deblurcli.images import Image
-from deblurcli.pairs import DEFAULT_GAMMA
+from deblurcli.pairs import DEFAULT_GAMMA, StillPlan
 
 #: Salt of the fixed validation hold-out permutation (independent of --seed on purpose).
 _VAL_SALT = 0x5EED
@@ -148,15 +155,15 @@ def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
     return cv2.copyMakeBorder(a, 0, ph, 0, pw, mode)
 
 
-def _synthesize(
+def _plan(
     sharp_crop: np.ndarray,
     rng: np.random.Generator,
     max_blur: float,
     gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA),
     gamma_set: tuple[float, ...] = (),
     highlights: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    from deblurcli.pairs import synthesize_from_still
+) -> StillPlan:
+    from deblurcli.pairs import plan_from_still
 
     lo, hi = gamma
     if gamma_set:
@@ -168,8 +175,21 @@ def _synthesize(
         g = lo if lo == hi else float(rng.uniform(lo, hi))
     # Brighter-than-white highlights only where the blur happened in linear light (a camera's own
     # exposure); frames averaged in stored values were each clipped already.
-    s = synthesize_from_still(np.ascontiguousarray(sharp_crop, dtype=np.float32), rng, max_blur=max_blur, gamma=g,
-                              highlights=highlights if g > 1.0 else 0.0)
+    return plan_from_still(np.ascontiguousarray(sharp_crop, dtype=np.float32), rng, max_blur=max_blur, gamma=g,
+                           highlights=highlights if g > 1.0 else 0.0)
+
+
+def _synthesize(
+    sharp_crop: np.ndarray,
+    rng: np.random.Generator,
+    max_blur: float,
+    gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA),
+    gamma_set: tuple[float, ...] = (),
+    highlights: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    from deblurcli.pairs import render_plan
+
+    s = render_plan(_plan(sharp_crop, rng, max_blur, gamma, gamma_set, highlights))
     return s.blurred, s.sharp
 
 
@@ -184,6 +204,25 @@ def load_pair(item: Item) -> tuple[np.ndarray, np.ndarray]:
     if b.shape != s.shape:
         raise DatasetError(f"{item.blurred}: size {b.shape[1]}x{b.shape[0]} differs from {item.sharp} ({s.shape[1]}x{s.shape[0]})")
     return b, s
+
+
+@dataclass
+class Drawn:
+    """One training sample as drawn, before its synthetic blur is rendered and its flips applied.
+
+    Attributes:
+        sharp: (crop, crop, 3) float32 sharp image, unflipped.
+        blurred: its (crop, crop, 3) float32 blurred image (a pair source), or None when ``plan``
+            is still to be rendered.
+        plan: the stills-engine plan of a photo source's sample (see :func:`render_batch`).
+        flip_x, flip_y: the horizontal and vertical flips to apply to both images.
+    """
+
+    sharp: np.ndarray
+    blurred: Optional[np.ndarray]
+    plan: Optional[StillPlan]
+    flip_x: bool
+    flip_y: bool
 
 
 class TrainDataset:
@@ -205,12 +244,15 @@ class TrainDataset:
             often (``gamma`` is then ignored).
         highlights: probability of brighter-than-white highlights in a crop whose gamma is above 1
             (see :func:`deblurcli.pairs.synthesize_from_still`).
+        plans: items are :class:`Drawn` samples whose synthetic blur is not rendered yet (a loader
+            with ``collate_fn=collate_drawn``; the training process renders the batch with
+            :func:`render_batch` on its device) instead of (blurred, sharp) tensors.
     """
 
     def __init__(
         self, items: list[Item], *, crop: int, seed: int = 0, flip: bool = True, max_blur: float = 60.0,
         gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA), gamma_set: tuple[float, ...] = (),
-        highlights: float = 0.0,
+        highlights: float = 0.0, plans: bool = False,
     ) -> None:
         if crop < 16:
             raise ValueError(f"crop must be at least 16 px, got {crop}")
@@ -222,6 +264,7 @@ class TrainDataset:
         self.gamma = gamma
         self.gamma_set = tuple(gamma_set)
         self.highlights = highlights
+        self.plans = plans
         self.epoch = 0
         # Decoded sharp photos (as stored), see preload().
         self._photos: dict[Path, Image] = {}
@@ -259,11 +302,13 @@ class TrainDataset:
         image = self._photos.get(path)
         return image if image is not None else read_image(path)
 
-    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The (blurred, sharp) (crop, crop, 3) float32 arrays of item ``index`` this epoch."""
+    def draw(self, index: int) -> Drawn:
+        """Item ``index`` this epoch as drawn: the crop, its blur (a plan for photo sources) and flips."""
         item = self.items[index]
         rng = np.random.default_rng((self.seed, self.epoch, index))
         c = self.crop
+        blurred: Optional[np.ndarray] = None
+        plan: Optional[StillPlan] = None
         if item.synthetic:
             photo = self._photo(item.sharp)
             if photo.height >= c and photo.width >= c:
@@ -275,24 +320,141 @@ class TrainDataset:
                 sharp = _pad_to(photo.rgb_float(), c)
                 y, x = rng.integers(0, sharp.shape[0] - c + 1), rng.integers(0, sharp.shape[1] - c + 1)
                 sharp = sharp[y : y + c, x : x + c]
-            blurred, sharp = _synthesize(sharp, rng, self.max_blur, self.gamma, self.gamma_set, self.highlights)
+            plan = _plan(sharp, rng, self.max_blur, self.gamma, self.gamma_set, self.highlights)
+            sharp = plan.sharp
         else:
             blurred, sharp = load_pair(item)
             blurred, sharp = _pad_to(blurred, c), _pad_to(sharp, c)
             y, x = rng.integers(0, sharp.shape[0] - c + 1), rng.integers(0, sharp.shape[1] - c + 1)
             blurred, sharp = blurred[y : y + c, x : x + c], sharp[y : y + c, x : x + c]
-        if self.flip:
-            if rng.random() < 0.5:
-                blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
-            if rng.random() < 0.5:
-                blurred, sharp = blurred[::-1], sharp[::-1]
+        # Rendering draws nothing, so the flips are those of a sample rendered here.
+        flip_x = bool(self.flip and rng.random() < 0.5)
+        flip_y = bool(self.flip and rng.random() < 0.5)
+        return Drawn(sharp=sharp, blurred=blurred, plan=plan, flip_x=flip_x, flip_y=flip_y)
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (blurred, sharp) (crop, crop, 3) float32 arrays of item ``index`` this epoch."""
+        from deblurcli.pairs import render_plan
+
+        d = self.draw(index)
+        blurred, sharp = (d.blurred if d.plan is None else render_plan(d.plan).blurred), d.sharp
+        if d.flip_x:
+            blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
+        if d.flip_y:
+            blurred, sharp = blurred[::-1], sharp[::-1]
         return np.ascontiguousarray(blurred), np.ascontiguousarray(sharp)
 
-    def __getitem__(self, index: int):  # -> tuple[torch.Tensor, torch.Tensor]
+    def __getitem__(self, index: int):  # -> tuple[torch.Tensor, torch.Tensor] | Drawn
+        if self.plans:
+            return self.draw(index)
         import torch
 
         b, s = self.sample(index)
         return torch.from_numpy(b).permute(2, 0, 1), torch.from_numpy(s).permute(2, 0, 1)
+
+
+@dataclass
+class DrawnBatch:
+    """A batch of :class:`Drawn` samples as a loader hands it to the training process.
+
+    Attributes:
+        images: (B, crop, crop, 3) float32 tensor: a plan's linear-light photo
+            (:attr:`StillPlan.lin`), or a pair's blurred crop.
+        sharp: (B, crop, crop, 3) float32 tensor, the sharp crops, unflipped.
+        plans: per sample, its plan without its images (``lin`` is in ``images``, ``sharp`` in
+            ``sharp``), or None.
+        flips: per sample, (flip_x, flip_y).
+    """
+
+    images: Any
+    sharp: Any
+    plans: list[Optional[StillPlan]]
+    flips: list[tuple[bool, bool]]
+
+
+#: Stands in for a plan's images once they travel as tensors in a :class:`DrawnBatch`.
+_MOVED = np.zeros((0, 0, 3), np.float32)
+
+
+def collate_drawn(batch: list[Drawn]) -> DrawnBatch:
+    """A loader's ``collate_fn`` for ``TrainDataset(plans=True)``; it runs in the loader worker.
+
+    The images go as tensors, which the loader moves through shared memory: batches of 16 plans
+    pickled with their float32 images came through a one-worker loader at 283-326 crops/s (256 px)
+    on a 2-core CPU, collated by this at 558-600.
+    """
+    import dataclasses
+
+    import torch
+
+    images = np.stack([d.plan.lin if d.plan is not None else d.blurred for d in batch])  # type: ignore[misc]
+    return DrawnBatch(
+        images=torch.from_numpy(images),
+        sharp=torch.from_numpy(np.stack([d.sharp for d in batch])),
+        plans=[dataclasses.replace(d.plan, lin=_MOVED, sharp=_MOVED) if d.plan is not None else None for d in batch],
+        flips=[(d.flip_x, d.flip_y) for d in batch],
+    )
+
+
+def _grid_for(mats: np.ndarray, height: int, width: int, src_height: int, src_width: int, device):  # -> torch.Tensor
+    """``grid_sample`` grids (n, height, width, 2) that warp a (src_height, src_width) image by each
+    forward homography of ``mats`` (n, 3, 3), as ``cv2.warpPerspective`` does: output pixel p takes
+    the source at mats[k]^-1 p, pixel centres at integers (``align_corners=True``)."""
+    import torch
+
+    inv = torch.from_numpy(np.linalg.inv(mats)).to(device=device, dtype=torch.float32)
+    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
+                            torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+    pts = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1)  # (h, w, 3)
+    src = torch.einsum("nij,hwj->nhwi", inv, pts)
+    xy = src[..., :2] / src[..., 2:3]
+    scale = torch.tensor([2.0 / max(src_width - 1, 1), 2.0 / max(src_height - 1, 1)], device=device)
+    return xy * scale - 1.0
+
+
+def render_plan_torch(plan: StillPlan, lin, device):  # -> torch.Tensor
+    """The blurred image of ``plan`` rendered on a torch ``device``, (3, H, W) float32 in [0, 1]:
+    :func:`deblurcli.pairs.render_plan` with ``grid_sample`` for OpenCV's warps (reflected borders
+    for the photo, empty ones for the moving patches), equal to it up to interpolation rounding.
+
+    Args:
+        plan: the plan (its ``lin`` is not read).
+        lin: the plan's linear-light photo, a (H, W, 3) float32 tensor (on any device).
+        device: where to render.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    h, w = lin.shape[:2]
+    n = len(plan.cams)
+    frames = F.grid_sample(lin.to(device).permute(2, 0, 1)[None].expand(n, -1, -1, -1), _grid_for(plan.cams, h, w, h, w, device),
+                           mode="bilinear", padding_mode="reflection", align_corners=True)
+    for obj, mats, roi in zip(plan.objects, plan.object_mats, plan.object_rois, strict=True):
+        if roi is None:  # as render_plan: a patch that never enters the frame is not drawn
+            continue
+        ph, pw = obj.alpha.shape
+        rgba = torch.from_numpy(obj.rgba).to(device).permute(2, 0, 1)[None].expand(n, -1, -1, -1)
+        layer = F.grid_sample(rgba, _grid_for(mats, h, w, ph, pw, device), mode="bilinear",
+                              padding_mode="zeros", align_corners=True)
+        frames = frames * (1.0 - layer[:, 3:4]) + layer[:, :3]  # premultiplied "over"
+    return frames.mean(dim=0).clamp(0.0, 1.0).pow(1.0 / plan.gamma)
+
+
+def render_batch(batch: DrawnBatch, device):  # -> tuple[torch.Tensor, torch.Tensor]
+    """(blurred, sharp) (B, 3, crop, crop) tensors on ``device`` of a :class:`DrawnBatch`: plans
+    rendered there (:func:`render_plan_torch`), flips applied as :meth:`TrainDataset.sample` does."""
+    import torch
+
+    blurred, sharp = [], []
+    for image, s, plan, (flip_x, flip_y) in zip(batch.images, batch.sharp, batch.plans, batch.flips, strict=True):
+        s = s.to(device).permute(2, 0, 1)
+        b = render_plan_torch(plan, image, device) if plan is not None else image.to(device).permute(2, 0, 1)
+        dims = [i for i, f in ((2, flip_x), (1, flip_y)) if f]
+        if dims:
+            b, s = b.flip(dims), s.flip(dims)
+        blurred.append(b)
+        sharp.append(s)
+    return torch.stack(blurred), torch.stack(sharp)
 
 
 def _center_crop(a: np.ndarray, size: int, multiple: int) -> np.ndarray:

@@ -95,6 +95,7 @@ def _render_training(cfg: "object", json_out: bool) -> dict:
                 f"{info['precision']}, {where}"
                 + (f" x {info['threads']} thread{'s' if info['threads'] != 1 else ''}" if info.get("threads") else "")
                 + f", {info['steps_per_epoch']} steps/epoch"
+                + (", synthetic blur rendered on the device" if info.get("blur_on") == "device" else "")
             )
             if info["resumed_from"] is not None:
                 err.print(f"resumed from step {info['resumed_from']}")
@@ -247,6 +248,7 @@ def train(
     node_rank: Annotated[int, typer.Option(min=0, help="This node's rank (multi-node).")] = 0,
     rdzv_endpoint: Annotated[Optional[str], typer.Option(help="HOST:PORT of node 0 (multi-node).")] = None,
     workers: Annotated[int, typer.Option(min=0, help="Data loader worker processes per training process.")] = 2,
+    blur_on: Annotated[str, typer.Option(help="Where the synthetic blur of photo folders is rendered: loader (OpenCV, in the loader workers), device (the workers draw the samples, the training process warps them on its device: for GPUs, which a loader core cannot keep fed) or auto (device on CUDA, else loader).")] = "auto",
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of initialisation, data order, crops and noise.")] = 0,
     save_every: Annotated[int, typer.Option(min=0, help="Checkpoint every N steps (and always at the end).")] = 1000,
     val_every: Annotated[int, typer.Option(min=0, help="Validate every N steps (and always at the end).")] = 500,
@@ -303,6 +305,7 @@ def train(
         precision=precision.value,
         threads=threads,
         workers=workers,
+        blur_on=blur_on,
         seed=seed,
         save_every=save_every,
         val_every=val_every,

@@ -23,7 +23,8 @@ that use them, and torch never):
 
 * :mod:`~deblurcli.pairs.average`: linear light (g⁻¹ table, :func:`average_frames`), optical-flow
   interpolation (:func:`average_frames_interpolated`), :data:`DEFAULT_GAMMA`.
-* :mod:`~deblurcli.pairs.stills`: the virtual camera (:func:`synthesize_from_still`).
+* :mod:`~deblurcli.pairs.stills`: the virtual camera (:func:`synthesize_from_still`; split into
+  :func:`plan_from_still` and :func:`render_plan` for rendering elsewhere).
 * :mod:`~deblurcli.pairs.detect`: cut, flash, fade and static tests.
 * :mod:`~deblurcli.pairs.config`: :class:`PairsConfig`, :class:`PairsProgress`,
   :class:`SourceResult`, :class:`PairsReport`.
@@ -50,7 +51,15 @@ from deblurcli.pairs.detect import (
     transition_kind,
 )
 from deblurcli.pairs.make import VIDEO_EXTENSIONS, expand_video_inputs, make_pairs, pairs_from_still
-from deblurcli.pairs.stills import DEFAULT_MAX_BLUR, StillSample, camera_psf, synthesize_from_still
+from deblurcli.pairs.stills import (
+    DEFAULT_MAX_BLUR,
+    StillPlan,
+    StillSample,
+    camera_psf,
+    plan_from_still,
+    render_plan,
+    synthesize_from_still,
+)
 from deblurcli.pairs.store import MANIFEST, PNG_LEVEL, Manifest, _encode_png  # noqa: F401 (tests use _encode_png)
 from deblurcli.pairs.video import pairs_from_video
 
@@ -66,6 +75,7 @@ __all__ = [
     "PairsProgress",
     "PairsReport",
     "SourceResult",
+    "StillPlan",
     "StillSample",
     "adaptive_ratio",
     "average_frames",
@@ -79,6 +89,8 @@ __all__ = [
     "motion_fraction",
     "pairs_from_still",
     "pairs_from_video",
+    "plan_from_still",
+    "render_plan",
     "synthesize_from_still",
     "transition_kind",
 ]

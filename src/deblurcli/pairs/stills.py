@@ -3,7 +3,9 @@
 :func:`synthesize_from_still` renders a short virtual video from one photo along a random, smooth,
 curved camera path (a homography per sub-frame: translation, in-plane rotation, zoom, perspective)
 plus optional independently moving foreground patches, then averages it in linear light. It is
-fast enough to run for every training crop (:mod:`deblurcli.data` calls it).
+fast enough to run for every training crop on a CPU (:mod:`deblurcli.data` calls it). It is two
+steps, :func:`plan_from_still` (every random draw and matrix) and :func:`render_plan` (the warps, with
+OpenCV), so that a GPU trainer can render the plans itself (:func:`deblurcli.data.render_batch`).
 
 Imports only :mod:`deblurcli.pairs.average` (for :data:`DEFAULT_GAMMA`) of the package.
 """
@@ -222,6 +224,37 @@ def _make_object(rng: np.random.Generator, lin: np.ndarray) -> _Object:
     return _Object(rgba=rgba, dest=dest, path=path)
 
 
+@dataclass(frozen=True)
+class StillPlan:
+    """A stills-engine sample before its sub-frames are rendered (:func:`plan_from_still`).
+
+    Everything random is drawn and every matrix is fixed; what is left is the costly part, warping
+    and averaging the sub-frames: :func:`render_plan` does it with OpenCV, and
+    :func:`deblurcli.data.render_batch` on a torch device (a GPU, where a training step is faster
+    than one CPU core can render crops). Both give the same image up to interpolation rounding.
+
+    Attributes:
+        lin: (H, W, 3) float32, the photo in linear light (x^γ), highlights already boosted.
+        cams: (n, 3, 3) forward homographies of the camera path at the n sub-frames.
+        objects: the moving foreground patches (:class:`_Object`: premultiplied linear RGBA).
+        object_mats: per object, (n, 3, 3) patch-to-frame homographies at the sub-frames.
+        object_rois: per object, the frame region its sub-frames touch (x0, y0, x1, y1), or None
+            when it leaves the frame (then it is not drawn).
+        gamma: γ of the linear-light conversion.
+        sharp: (H, W, 3) float32 in [0, 1], the sample's sharp image.
+        blur_px: the longest streak, px (see :class:`StillSample`).
+    """
+
+    lin: np.ndarray
+    cams: np.ndarray
+    objects: tuple[_Object, ...]
+    object_mats: tuple[np.ndarray, ...]
+    object_rois: tuple[tuple[int, int, int, int] | None, ...]
+    gamma: float
+    sharp: np.ndarray
+    blur_px: float
+
+
 def _composite(frame: np.ndarray, obj: _Object, mat: np.ndarray, roi: tuple[int, int, int, int]) -> None:
     """Blend the object (warped by ``mat``) into ``frame`` in place, inside ``roi`` only."""
     import cv2
@@ -297,6 +330,26 @@ def synthesize_from_still(
     Raises:
         ValueError: wrong shape/dtype, image smaller than 16 px, or a non-positive ``max_blur``.
     """
+    return render_plan(plan_from_still(rgb, rng, max_blur=max_blur, moving_objects=moving_objects, min_blur=min_blur,
+                                       gamma=gamma, highlights=highlights))
+
+
+def plan_from_still(
+    rgb: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    max_blur: float = DEFAULT_MAX_BLUR,
+    moving_objects: bool = True,
+    min_blur: float = 2.0,
+    gamma: float = DEFAULT_GAMMA,
+    highlights: float = 0.0,
+) -> StillPlan:
+    """Draw a stills-engine sample without rendering it: :func:`synthesize_from_still` is
+    ``render_plan(plan_from_still(...))``, with the same arguments, random draws and errors.
+
+    Raises:
+        ValueError: as :func:`synthesize_from_still`.
+    """
     import cv2
 
     if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -347,25 +400,36 @@ def synthesize_from_still(
         opts = _grid(0.25 * pw, 0.25 * ph, 0.75 * pw, 0.75 * ph)
         blur_px = max(blur_px, float(_streaks(mats, opts).max()))
 
+    sharp = _sharp_frame(rgb, lin, objects, gamma, from_linear=boosted)
+    return StillPlan(lin=lin, cams=cams, objects=tuple(objects), object_mats=tuple(obj_mats), object_rois=tuple(rois),
+                     gamma=gamma, sharp=np.ascontiguousarray(sharp, dtype=np.float32), blur_px=blur_px)
+
+
+def render_plan(plan: StillPlan) -> StillSample:
+    """Render a :class:`StillPlan` with OpenCV on this CPU: its sub-frames warped and averaged in
+    linear light, the mean back through x^(1/γ)."""
+    import cv2
+
+    lin, cams = plan.lin, plan.cams
+    h, w = lin.shape[:2]
+    n = len(cams)
     acc = np.zeros_like(lin)
     for k in range(n):
         frame = cv2.warpPerspective(
             lin, cams[k], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
         )
-        for obj, mats, roi in zip(objects, obj_mats, rois):
+        for obj, mats, roi in zip(plan.objects, plan.object_mats, plan.object_rois, strict=True):
             if roi is not None:
                 _composite(frame, obj, mats[k], roi)
         acc += frame
     acc *= 1.0 / n
-    blurred = cv2.pow(np.clip(acc, 0.0, 1.0), 1.0 / gamma)
-
-    sharp = _sharp_frame(rgb, lin, objects, gamma, from_linear=boosted)
+    blurred = cv2.pow(np.clip(acc, 0.0, 1.0), 1.0 / plan.gamma)
     return StillSample(
         blurred=np.ascontiguousarray(blurred, dtype=np.float32),
-        sharp=np.ascontiguousarray(sharp, dtype=np.float32),
-        blur_px=blur_px,
+        sharp=plan.sharp,
+        blur_px=plan.blur_px,
         subframes=n,
-        objects=len(objects),
+        objects=len(plan.objects),
         camera=cams,
     )
 

@@ -186,7 +186,7 @@ def _make_data(cfg: TrainConfig, *, rank: int, world: int, device: Any) -> _Data
     import torch
     from torch.utils.data import DataLoader
 
-    from deblurcli.data import TrainDataset, open_sources
+    from deblurcli.data import TrainDataset, collate_drawn, open_sources
 
     # ---- data
     sources = open_sources(cfg.data, val_fraction=cfg.val_fraction)
@@ -199,8 +199,11 @@ def _make_data(cfg: TrainConfig, *, rank: int, world: int, device: Any) -> _Data
             f"{len(train_items)} training items are fewer than --batch-size {cfg.batch_size} x {world} processes"
         )
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch  # type: ignore[operator]
+    # On a GPU the step outruns what the loader's cores can render (bench/loader.py): the workers
+    # then only draw the samples, and this process warps them on the device.
+    on_device = cfg.blur_on == "device" or (cfg.blur_on == "auto" and device.type == "cuda")
     dataset = TrainDataset(train_items, crop=cfg.crop, seed=cfg.seed, max_blur=cfg.max_blur, gamma=cfg.gamma,
-                           gamma_set=cfg.gamma_set, highlights=cfg.highlights)
+                           gamma_set=cfg.gamma_set, highlights=cfg.highlights, plans=on_device)
     # Decoded once here, shared copy-on-write by the loader workers that fork every epoch.
     dataset.preload()
     sampler = _Sampler(len(dataset), world=world, rank=rank, seed=cfg.seed)
@@ -222,7 +225,8 @@ def _make_data(cfg: TrainConfig, *, rank: int, world: int, device: Any) -> _Data
         batch_size=cfg.batch_size,
         sampler=sampler,
         drop_last=True,
-        pin_memory=device.type == "cuda",
+        pin_memory=device.type == "cuda" and not on_device,
+        collate_fn=collate_drawn if on_device else None,
         generator=torch.Generator().manual_seed(cfg.seed),
         **loader_kw,
     )
@@ -467,6 +471,7 @@ class _Run:
                     "val_items": len(self.val_set),
                     "device": str(self.device),
                     "precision": self.precision,
+                    "blur_on": "device" if data.dataset.plans else "loader",
                     "threads": torch.get_num_threads() if self.device.type == "cpu" else None,
                     "world_size": self.world,
                     "steps_per_epoch": data.per_epoch,
@@ -543,6 +548,8 @@ class _Run:
         import torch
         import torch.distributed as dist
 
+        from deblurcli.data import render_batch
+
         cfg, nets, total, device, distributed, world = self.cfg, self.nets, self.total, self.device, self.distributed, self.world
         assert nets is not None
         nets.generator.train()
@@ -557,7 +564,8 @@ class _Run:
             epoch, offset = divmod(step, data.per_epoch)
             data.sampler.set_epoch(epoch, start=offset * cfg.batch_size)
             data.dataset.set_epoch(epoch)
-            for blurred, sharp in _batches(data.loader):
+            for batch in _batches(data.loader):
+                blurred, sharp = render_batch(batch, device) if data.dataset.plans else batch
                 blurred = blurred.to(device, non_blocking=True).contiguous(memory_format=nets.memory_format)
                 sharp = sharp.to(device, non_blocking=True).contiguous(memory_format=nets.memory_format)
                 factor = lr_factor(step, total, cfg.decay_start)
