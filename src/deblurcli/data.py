@@ -36,7 +36,7 @@ import numpy as np
 
 from deblurcli.errors import DatasetError
 from deblurcli.images import Image
-from deblurcli.pairs import DEFAULT_GAMMA, StillPlan
+from deblurcli.pairs import DEFAULT_GAMMA, StillPlan, plan_from_still, render_plan
 
 #: Salt of the fixed validation hold-out permutation (independent of --seed on purpose).
 _VAL_SALT = 0x5EED
@@ -163,8 +163,6 @@ def _plan(
     gamma_set: tuple[float, ...] = (),
     highlights: float = 0.0,
 ) -> StillPlan:
-    from deblurcli.pairs import plan_from_still
-
     lo, hi = gamma
     if gamma_set:
         # One of a few values, each equally often: blur averaged in stored values (1.0) and in
@@ -177,20 +175,6 @@ def _plan(
     # exposure); frames averaged in stored values were each clipped already.
     return plan_from_still(np.ascontiguousarray(sharp_crop, dtype=np.float32), rng, max_blur=max_blur, gamma=g,
                            highlights=highlights if g > 1.0 else 0.0)
-
-
-def _synthesize(
-    sharp_crop: np.ndarray,
-    rng: np.random.Generator,
-    max_blur: float,
-    gamma: tuple[float, float] = (DEFAULT_GAMMA, DEFAULT_GAMMA),
-    gamma_set: tuple[float, ...] = (),
-    highlights: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    from deblurcli.pairs import render_plan
-
-    s = render_plan(_plan(sharp_crop, rng, max_blur, gamma, gamma_set, highlights))
-    return s.blurred, s.sharp
 
 
 def load_pair(item: Item) -> tuple[np.ndarray, np.ndarray]:
@@ -334,8 +318,6 @@ class TrainDataset:
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The (blurred, sharp) (crop, crop, 3) float32 arrays of item ``index`` this epoch."""
-        from deblurcli.pairs import render_plan
-
         d = self.draw(index)
         blurred, sharp = (d.blurred if d.plan is None else render_plan(d.plan).blurred), d.sharp
         if d.flip_x:
@@ -505,7 +487,8 @@ def load_validation(
             photos += 1
             sharp = _center_crop(_pad_to(_read_rgb(item.sharp), 16), crop, multiple)
             rng = np.random.default_rng((_VAL_SYNTH_SEED, zlib.crc32(item.name.encode())))
-            blurred, sharp = _synthesize(sharp, rng, max_blur, gamma=(g, g))
+            sample = render_plan(_plan(sharp, rng, max_blur, gamma=(g, g)))
+            blurred, sharp = sample.blurred, sample.sharp
             kind = f"g{g:.1f}"
         else:
             blurred, sharp = (_pad_to(a, 16) for a in load_pair(item))
