@@ -60,7 +60,6 @@ def render_rate(dataset, device, batch: int, seconds: float) -> float:
 
     from deblurcli.data import render_batch
 
-
     batches = [draw_batch(dataset, i, batch) for i in range(4)]
 
     def one(i: int) -> None:
@@ -75,15 +74,9 @@ def step_rate(cfg, dataset, seconds: float) -> tuple[float, Any, str]:
     """Crops/s of the trainer's step on one fixed batch; returns (rate, device, precision)."""
     import torch
 
-    from deblurcli.hardware import resolve_threads
-    from deblurcli.train.distributed import resolve_device, resolve_precision
-    from deblurcli.train.loop import _make_networks, train_step
+    from deblurcli.train.loop import _make_networks, compute_setup, train_step
 
-    device = resolve_device(cfg, 0, 1)
-    if device.type == "cpu":
-        torch.set_num_threads(resolve_threads(cfg.threads))
-    precision = resolve_precision(cfg, device)
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    device, precision, autocast = compute_setup(cfg)
     nets, _ = _make_networks(cfg, None, rank=0, world=1, device=device)
     pairs = [dataset[i % len(dataset)] for i in range(cfg.batch_size)]
     blurred, sharp = (torch.stack(x).to(device, memory_format=nets.memory_format) for x in zip(*pairs, strict=True))

@@ -105,13 +105,33 @@ def _finite(x: float) -> Optional[float]:
     return x if math.isfinite(x) else None
 
 
+def compute_setup(cfg: TrainConfig, local_rank: int = 0, world: int = 1) -> tuple[Any, str, Any]:
+    """This process's (device, precision, autocast context) for ``cfg``; on the CPU it also sets
+    torch's compute threads. What :func:`train` runs its steps with (and ``bench/loader.py`` too).
+
+    Raises:
+        TrainError: no such device, or bf16 asked of a GPU without it.
+    """
+    import torch
+
+    device = resolve_device(cfg, local_rank, world)
+    if device.type == "cpu":
+        from deblurcli.hardware import resolve_threads
+
+        torch.set_num_threads(resolve_threads(cfg.threads))
+    precision = resolve_precision(cfg, device)
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise TrainError("--precision bf16: this GPU does not support bf16")
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    return device, precision, autocast
+
+
 def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[str, Any]:
     """Train (or resume) as configured; returns a summary dict (rank 0; others return {}).
 
     Raises:
         DeblurError subclasses for bad data/options; anything else is a bug.
     """
-    import torch
     import torch.distributed as dist
 
     rank, local_rank, world = _dist_env()
@@ -128,17 +148,9 @@ def train(cfg: TrainConfig, on_progress: Optional[ProgressFn] = None) -> dict[st
     cfg.validate()
     report = on_progress if (rank == 0 and on_progress is not None) else (lambda e: None)
 
-    device = resolve_device(cfg, local_rank, world)
-    if device.type == "cpu":
-        from deblurcli.hardware import resolve_threads
-
-        torch.set_num_threads(resolve_threads(cfg.threads))
+    device, precision, autocast = compute_setup(cfg, local_rank, world)
     if distributed and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
-    precision = resolve_precision(cfg, device)
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise TrainError("--precision bf16: this GPU does not support bf16")
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     run = _Run(cfg, ckpt, report, rank=rank, world=world, device=device, precision=precision, autocast=autocast)
     try:
